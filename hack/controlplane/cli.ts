@@ -1,0 +1,86 @@
+/**
+ * The local control plane from the command line:
+ *   up    start it in the background (detached) and print its KUBECONFIG
+ *   down  stop the one `up` started
+ *   run   start it in the foreground, show that it serves, stop it on Ctrl-C
+ */
+import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ControlPlane } from './plane.ts';
+import { isAlive } from './process.ts';
+
+const stateDir = resolve(import.meta.dirname, '..', '..', '.tmp', 'cluster');
+const statePath = join(stateDir, 'state.json');
+
+interface State {
+  dir: string;
+  kubeconfig: string;
+  pids: number[];
+}
+
+async function up(): Promise<void> {
+  if (existsSync(statePath)) {
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as State;
+    if (state.pids.some(isAlive)) {
+      console.log(`already running; export KUBECONFIG=${state.kubeconfig}`);
+      return;
+    }
+  }
+  const plane = await ControlPlane.start({ controllerManager: true, detached: true, parentDir: stateDir });
+  const state: State = { dir: plane.dir, kubeconfig: plane.kubeconfigPath, pids: plane.pids() };
+  writeFileSync(statePath, JSON.stringify(state, null, 2));
+  console.log(`control plane ${plane.server} is up (pids ${state.pids.join(', ')})`);
+  console.log(`export KUBECONFIG=${plane.kubeconfigPath}`);
+}
+
+async function down(): Promise<void> {
+  if (!existsSync(statePath)) {
+    console.log('no control plane was started with `make cluster-up`');
+    return;
+  }
+  const state = JSON.parse(readFileSync(statePath, 'utf8')) as State;
+  for (const pid of state.pids) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (state.pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of state.pids.filter(isAlive)) signal(pid, 'SIGKILL');
+  rmSync(state.dir, { recursive: true, force: true });
+  rmSync(statePath);
+  console.log('control plane stopped');
+}
+
+async function runForeground(): Promise<void> {
+  const plane = await ControlPlane.start({ controllerManager: true });
+  console.log(`control plane ${plane.server} is up; KUBECONFIG=${plane.kubeconfigPath}`);
+  console.log(await plane.kubectl(['version']));
+  console.log(await plane.kubectl(['get', 'namespaces']));
+  console.log('Ctrl-C stops it.');
+  await new Promise<void>((resolveStop) => {
+    process.removeAllListeners('SIGINT');
+    process.removeAllListeners('SIGTERM');
+    process.once('SIGINT', resolveStop);
+    process.once('SIGTERM', resolveStop);
+  });
+  await plane.stop();
+  console.log('control plane stopped');
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+const commands: Record<string, () => Promise<void>> = { up, down, run: runForeground };
+const command = commands[process.argv[2] ?? ''];
+if (!command) {
+  console.error(`usage: node hack/controlplane/cli.ts ${Object.keys(commands).join('|')}`);
+  process.exit(2);
+}
+try {
+  await command();
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+}

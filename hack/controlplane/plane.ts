@@ -1,0 +1,313 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { writeCertificates, type PlaneCertificates } from './certs.ts';
+import { ManagedProcess, killAllSync } from './process.ts';
+
+const run = promisify(execFile);
+const repoRoot = resolve(import.meta.dirname, '..', '..');
+
+export interface ControlPlaneOptions {
+  /** Also run kube-controller-manager (garbage collector, namespace, deployment, replicaset controllers). */
+  controllerManager?: boolean;
+  /** Where kube-apiserver, kube-controller-manager, kubectl and etcd are; default: build or reuse the cached ones. */
+  binDir?: string;
+  /** How long to wait for /readyz before giving up. */
+  readyTimeoutMs?: number;
+  /** Parent of the plane's temporary directory. */
+  parentDir?: string;
+  /** Leave the processes running after this process exits (for `make cluster-up`). */
+  detached?: boolean;
+}
+
+/** The controllers that make ownerReference GC, namespace deletion and Deployment rollouts real. */
+const controllers = [
+  'garbage-collector-controller',
+  'namespace-controller',
+  'deployment-controller',
+  'replicaset-controller',
+  'serviceaccount-token-controller',
+];
+
+export class ControlPlaneError extends Error {
+  override name = 'ControlPlaneError';
+}
+
+/**
+ * A real etcd + kube-apiserver (+ kube-controller-manager) on loopback, in the
+ * style of controller-runtime's envtest: fresh PKI and free ports per start,
+ * so two planes can run side by side.
+ */
+export class ControlPlane {
+  readonly dir: string;
+  readonly binDir: string;
+  readonly kubeconfigPath: string;
+  readonly server: string;
+  readonly apiServerPort: number;
+  readonly etcdUrl: string;
+  /** Detached planes outlive this process (`make cluster-up`); the exit cleanup leaves them alone. */
+  readonly detached: boolean;
+  private readonly certs: PlaneCertificates;
+  private readonly ports: Ports;
+  private etcd: ManagedProcess | undefined;
+  private apiServer: ManagedProcess | undefined;
+  private controllerManager: ManagedProcess | undefined;
+  private stopped = false;
+
+  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, detached: boolean) {
+    this.dir = dir;
+    this.binDir = binDir;
+    this.certs = certs;
+    this.apiServerPort = ports.apiServer;
+    this.server = `https://127.0.0.1:${ports.apiServer}`;
+    this.etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
+    this.kubeconfigPath = join(dir, 'admin.kubeconfig');
+    this.detached = detached;
+    this.ports = ports;
+  }
+
+  static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const binDir = options.binDir ?? process.env.CONTROLPLANE_BIN_DIR ?? (await buildBinaries());
+    const parent = options.parentDir ?? tmpdir();
+    await mkdir(parent, { recursive: true });
+    const dir = mkdtempSync(join(parent, 'ha-operator-plane-'));
+    const plane = new ControlPlane(dir, binDir, await writeCertificates(dir), await freePorts(), options.detached ?? false);
+    planes.add(plane);
+    try {
+      await plane.writeKubeconfig(plane.kubeconfigPath, { clientCert: plane.certs.adminCert, clientKey: plane.certs.adminKey });
+      await plane.startEtcd();
+      await plane.startApiServer(options.readyTimeoutMs);
+      if (options.controllerManager) await plane.startControllerManager();
+    } catch (error) {
+      await plane.stop();
+      throw error;
+    }
+    return plane;
+  }
+
+  /** Process ids of the components that are running now. */
+  pids(): number[] {
+    return [this.etcd, this.apiServer, this.controllerManager]
+      .filter((p): p is ManagedProcess => p?.running === true)
+      .map((p) => p.pid)
+      .filter((pid): pid is number => pid !== undefined);
+  }
+
+  /** Kills kube-apiserver (SIGKILL: an outage, not a shutdown); etcd keeps the data. */
+  async killApiServer(): Promise<void> {
+    const proc = this.apiServer;
+    if (!proc) return;
+    proc.killNow();
+    await proc.whenExited();
+    this.apiServer = undefined;
+  }
+
+  /** Starts kube-apiserver again on the same port and waits until it is ready. */
+  async startApiServer(readyTimeoutMs = 60_000): Promise<void> {
+    const args = [
+      `--etcd-servers=${this.etcdUrl}`,
+      `--cert-dir=${join(this.dir, 'apiserver-certs')}`,
+      `--tls-cert-file=${this.certs.servingCert}`,
+      `--tls-private-key-file=${this.certs.servingKey}`,
+      `--client-ca-file=${this.certs.caCert}`,
+      `--secure-port=${this.apiServerPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      '--authorization-mode=RBAC',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--allow-privileged=true',
+      '--disable-admission-plugins=ServiceAccount',
+      '--endpoint-reconciler-type=none',
+      `--service-account-issuer=https://127.0.0.1:${this.apiServerPort}/`,
+      `--service-account-key-file=${this.certs.serviceAccountPublicKey}`,
+      `--service-account-signing-key-file=${this.certs.serviceAccountPrivateKey}`,
+    ];
+    this.apiServer = this.spawn('kube-apiserver', args);
+    await this.waitReady(this.apiServer, readyTimeoutMs);
+  }
+
+  /** A kubeconfig for another identity (for example a ServiceAccount token). */
+  async writeKubeconfig(path: string, user: { token: string } | { clientCert: string; clientKey: string }): Promise<string> {
+    const userEntry = 'token' in user
+      ? { token: user.token }
+      : { 'client-certificate': user.clientCert, 'client-key': user.clientKey };
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'local', cluster: { server: this.server, 'certificate-authority': this.certs.caCert } }],
+      users: [{ name: 'user', user: userEntry }],
+      contexts: [{ name: 'local', context: { cluster: 'local', user: 'user' } }],
+      'current-context': 'local',
+    };
+    await writeFile(path, JSON.stringify(config, null, 2), { mode: 0o600 });
+    return path;
+  }
+
+  /** Runs the plane's own kubectl against it and returns stdout. */
+  async kubectl(args: string[], kubeconfig = this.kubeconfigPath): Promise<string> {
+    try {
+      const { stdout } = await run(join(this.binDir, 'kubectl'), [`--kubeconfig=${kubeconfig}`, ...args], { maxBuffer: 64 << 20 });
+      return stdout;
+    } catch (error) {
+      const err = error as Error & { stderr?: string };
+      throw new Error(`kubectl ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`, { cause: error });
+    }
+  }
+
+  /** Stops every component (controller-manager, apiserver, then etcd) and removes the directory. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const proc of [this.controllerManager, this.apiServer, this.etcd]) await proc?.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+    planes.delete(this);
+  }
+
+  private async startEtcd(): Promise<void> {
+    this.etcd = this.spawn('etcd', [
+      `--data-dir=${join(this.dir, 'etcd')}`,
+      `--listen-client-urls=${this.etcdUrl}`,
+      `--advertise-client-urls=${this.etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${this.ports.etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${this.ports.etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${this.ports.etcdPeer}`,
+      '--unsafe-no-fsync=true',
+      '--log-level=warn',
+    ]);
+    const deadline = Date.now() + 30_000;
+    while (!(await httpOk(`${this.etcdUrl}/health`))) {
+      this.assertRunning(this.etcd);
+      if (Date.now() > deadline) throw this.failure(this.etcd, 'etcd did not become healthy within 30 s');
+      await delay(50);
+    }
+  }
+
+  private async startControllerManager(): Promise<void> {
+    this.controllerManager = this.spawn('kube-controller-manager', [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      '--leader-elect=false',
+      `--controllers=${controllers.join(',')}`,
+      `--service-account-private-key-file=${this.certs.serviceAccountPrivateKey}`,
+      `--root-ca-file=${this.certs.caCert}`,
+      '--secure-port=0',
+      // Shorter than the 5 m default so ownerReference GC reacts to new kinds (a freshly applied CRD) quickly.
+      '--concurrent-gc-syncs=5',
+    ]);
+    // The controller-manager has no readiness endpoint when it serves nothing; a crash on start
+    // (bad flag, bad kubeconfig) shows within a moment.
+    const crashed = await Promise.race([this.controllerManager.whenExited().then(() => true), delay(1000).then(() => false)]);
+    if (crashed) throw this.failure(this.controllerManager, 'kube-controller-manager exited on start');
+  }
+
+  private spawn(name: string, args: string[]): ManagedProcess {
+    return new ManagedProcess(name, join(this.binDir, name), args, join(this.dir, `${name}.log`), this.detached);
+  }
+
+  private async waitReady(proc: ManagedProcess, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.assertRunning(proc);
+      if (await this.readyz()) return;
+      if (Date.now() > deadline) throw this.failure(proc, `kube-apiserver was not ready within ${timeoutMs / 1000} s`);
+      await delay(100);
+    }
+  }
+
+  private assertRunning(proc: ManagedProcess): void {
+    if (proc.spawnError) {
+      throw new ControlPlaneError(`cannot start ${proc.name} from ${this.binDir}: ${proc.spawnError.message}. Run 'make controlplane' to build it.`);
+    }
+    if (!proc.running) throw this.failure(proc, `${proc.name} exited during start-up`);
+  }
+
+  private failure(proc: ManagedProcess, what: string): ControlPlaneError {
+    const hint = /address already in use/.test(proc.logTail(50))
+      ? 'A port it was given is busy (another process took it after it was chosen): start again.'
+      : `Its log is ${proc.logPath}.`;
+    return new ControlPlaneError(`${what}. ${hint}\n--- last lines of ${proc.name}'s log ---\n${proc.logTail()}`);
+  }
+
+  private async readyz(): Promise<boolean> {
+    const [ca, cert, key] = await Promise.all([this.certs.caCert, this.certs.adminCert, this.certs.adminKey].map((f) => readFile(f)));
+    return new Promise((resolvePromise) => {
+      const req = request(`${this.server}/readyz`, { ca, cert, key, timeout: 2000 }, (res) => {
+        res.resume();
+        resolvePromise(res.statusCode === 200);
+      });
+      req.on('error', () => resolvePromise(false));
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
+  }
+}
+
+interface Ports {
+  apiServer: number;
+  etcdClient: number;
+  etcdPeer: number;
+}
+
+async function freePorts(): Promise<Ports> {
+  const [apiServer, etcdClient, etcdPeer] = await Promise.all([freePort(), freePort(), freePort()]);
+  return { apiServer: apiServer!, etcdClient: etcdClient!, etcdPeer: etcdPeer! };
+}
+
+/** A port the kernel just handed out on loopback; the child binds it a moment later. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Builds the binaries (or finds them in the cache) with hack/build-controlplane.sh. */
+export async function buildBinaries(): Promise<string> {
+  try {
+    const { stdout } = await run('bash', [join(repoRoot, 'hack', 'build-controlplane.sh')], { maxBuffer: 16 << 20 });
+    return stdout.trim().split('\n').at(-1)!;
+  } catch (error) {
+    const err = error as Error & { stderr?: string };
+    throw new ControlPlaneError(`building the control plane failed:\n${err.stderr?.trim() || err.message}`, { cause: error });
+  }
+}
+
+const planes = new Set<ControlPlane>();
+
+/**
+ * An interrupted run (Ctrl-C, a killed test runner, an uncaught error) must not
+ * leave an apiserver and etcd behind: kill them and remove their directories
+ * synchronously on the way out. Detached planes are meant to outlive us.
+ */
+function cleanUpOnExit(): void {
+  killAllSync();
+  for (const plane of planes) {
+    if (!plane.detached) rmSync(plane.dir, { recursive: true, force: true });
+  }
+}
+process.once('exit', cleanUpOnExit);
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  // Without a handler Node dies on these signals without emitting 'exit'.
+  process.once(signal, () => process.exit(code));
+}
