@@ -1,0 +1,265 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+const LEADERSHIP_LOST_ACTIONS = ['standby', 'exit'] as const;
+export type LeadershipLostAction = (typeof LEADERSHIP_LOST_ACTIONS)[number];
+
+/** Every setting of the operator; durations are in milliseconds. */
+export interface Config {
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  httpPort: number;
+  httpHost: string;
+  /** '' watches all namespaces. */
+  watchNamespace: string;
+  maxConcurrentReconciles: number;
+  reconcileTimeoutMs: number;
+  /** 0 turns periodic resync off. */
+  resyncPeriodMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  queueQps: number;
+  queueBurst: number;
+  leaderElection: boolean;
+  leaseName: string;
+  leaseNamespace: string;
+  /** The holder identity written to the Lease. */
+  podName: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** Standbys watch the Lease as well as polling it every retry period. */
+  leaseWatch: boolean;
+  releaseOnCancel: boolean;
+  onLeadershipLost: LeadershipLostAction;
+  shards: number;
+  drainTimeoutMs: number;
+}
+
+/** Lists every invalid setting, one line each, so an operator can fix them all in one go. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The namespace the pod runs in, from its service account mount; undefined outside a cluster. */
+function readServiceAccountNamespace(): string | undefined {
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE_FILE, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+// client-go's JitterFactor: renewDeadline must leave room for a jittered retry.
+const RETRY_JITTER = 1.2;
+
+const WHOLE = /^\d+$/;
+// Seconds are held as milliseconds, so finer fractions would be silently lost.
+const SECONDS = /^\d+(\.\d{1,3})?$/;
+const DECIMAL = /^\d+(\.\d+)?$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** How to read one variable: `parse` returns undefined for a value outside `allowed`. */
+interface Setting<T> {
+  allowed: string;
+  parse(raw: string): T | undefined;
+}
+
+function wholeNumber(min: number, max?: number): Setting<number> {
+  return {
+    allowed: max === undefined ? `a whole number, at least ${min}` : `a whole number from ${min} to ${max}`,
+    parse(raw) {
+      const n = Number(raw);
+      return WHOLE.test(raw) && Number.isSafeInteger(n) && n >= min && n <= (max ?? Infinity) ? n : undefined;
+    },
+  };
+}
+
+const positiveNumber: Setting<number> = {
+  allowed: 'a number greater than 0 (digits and an optional decimal point)',
+  parse(raw) {
+    const n = Number(raw);
+    return DECIMAL.test(raw) && n > 0 && Number.isFinite(n) ? n : undefined;
+  },
+};
+
+/** Seconds in, milliseconds out. */
+function seconds(options: { zeroAllowed?: boolean; whole?: boolean } = {}): Setting<number> {
+  const range = options.zeroAllowed ? 'at least 0' : 'greater than 0';
+  return {
+    allowed: options.whole ? `a whole number of seconds ${range}` : `a number of seconds ${range}, at most 3 decimals`,
+    parse(raw) {
+      const ms = Math.round(Number(raw) * 1000);
+      const valid = (options.whole ? WHOLE : SECONDS).test(raw) && Number.isSafeInteger(ms);
+      return valid && (ms > 0 || options.zeroAllowed) ? ms : undefined;
+    },
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]): Setting<T> {
+  return {
+    allowed: `one of ${values.join(', ')}`,
+    parse: (raw) => values.find((v) => v === raw),
+  };
+}
+
+const boolean: Setting<boolean> = {
+  allowed: 'true or false',
+  parse: (raw) => (raw === 'true' ? true : raw === 'false' ? false : undefined),
+};
+
+const dns1123Label: Setting<string> = {
+  allowed: 'a DNS-1123 label (at most 63 lowercase letters, digits and "-", starting and ending alphanumeric)',
+  parse: (raw) => (raw.length <= 63 && DNS1123_LABEL.test(raw) ? raw : undefined),
+};
+
+const dns1123Subdomain: Setting<string> = {
+  allowed:
+    'a DNS-1123 subdomain (at most 253 lowercase letters, digits, "-" and ".", ' +
+    'each part starting and ending alphanumeric)',
+  parse: (raw) => (raw.length <= 253 && DNS1123_SUBDOMAIN.test(raw) ? raw : undefined),
+};
+
+const namespaceOrAll: Setting<string> = {
+  allowed: `empty (all namespaces) or ${dns1123Label.allowed}`,
+  parse: (raw) => (raw === '' ? raw : dns1123Label.parse(raw)),
+};
+
+const nonBlank: Setting<string> = {
+  allowed: 'a non-empty value without whitespace',
+  parse: (raw) => (raw !== '' && !/\s/.test(raw) ? raw : undefined),
+};
+
+/** Collects problems instead of stopping at the first, and remembers which variables were bad. */
+class EnvReader {
+  readonly problems: string[] = [];
+  private readonly invalid = new Set<string>();
+  private readonly env: Record<string, string | undefined>;
+
+  constructor(env: Record<string, string | undefined>) {
+    this.env = env;
+  }
+
+  /** The parsed value, or `fallback` when unset (or invalid, after recording the problem). */
+  read<T>(name: string, fallback: T, setting: Setting<T>): T {
+    const raw = this.env[name];
+    if (raw === undefined) return fallback;
+    const value = setting.parse(raw);
+    if (value !== undefined) return value;
+    this.invalid.add(name);
+    this.problems.push(`${name}=${JSON.stringify(raw)}: must be ${setting.allowed}`);
+    return fallback;
+  }
+
+  isSet(name: string): boolean {
+    return this.env[name] !== undefined;
+  }
+
+  /** True when none of `names` was rejected, so a rule across them compares real values. */
+  valid(...names: string[]): boolean {
+    return names.every((n) => !this.invalid.has(n));
+  }
+}
+
+/**
+ * Reads the operator's settings from `env` (normally process.env). Throws
+ * ConfigError naming every bad variable. `readInClusterNamespace` is consulted
+ * only when neither LEASE_NAMESPACE nor POD_NAMESPACE is set.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  readInClusterNamespace: () => string | undefined = readServiceAccountNamespace,
+): Config {
+  const r = new EnvReader(env);
+  const config: Config = {
+    logLevel: r.read('LOG_LEVEL', 'info', oneOf(LOG_LEVELS)),
+    logFormat: r.read('LOG_FORMAT', 'json', oneOf(LOG_FORMATS)),
+    httpPort: r.read('HTTP_PORT', 8080, wholeNumber(1, 65535)),
+    httpHost: r.read('HTTP_HOST', '0.0.0.0', nonBlank),
+    watchNamespace: r.read('WATCH_NAMESPACE', '', namespaceOrAll),
+    maxConcurrentReconciles: r.read('MAX_CONCURRENT_RECONCILES', 2, wholeNumber(1, 256)),
+    reconcileTimeoutMs: r.read('RECONCILE_TIMEOUT_SECONDS', 60_000, seconds()),
+    resyncPeriodMs: r.read('RESYNC_PERIOD_SECONDS', 0, seconds({ zeroAllowed: true })),
+    backoffBaseMs: r.read('BACKOFF_BASE_MS', 5, wholeNumber(1)),
+    backoffMaxMs: r.read('BACKOFF_MAX_SECONDS', 1_000_000, seconds()),
+    queueQps: r.read('QUEUE_QPS', 10, positiveNumber),
+    queueBurst: r.read('QUEUE_BURST', 100, wholeNumber(1)),
+    leaderElection: r.read('LEADER_ELECTION', true, boolean),
+    leaseName: r.read('LEASE_NAME', 'ha-operator', dns1123Subdomain),
+    leaseNamespace: leaseNamespace(r, readInClusterNamespace),
+    podName: r.read('POD_NAME', `${hostname()}-${randomBytes(3).toString('hex')}`, nonBlank),
+    // The Lease stores leaseDurationSeconds as an integer.
+    leaseDurationMs: r.read('LEASE_DURATION_SECONDS', 15_000, seconds({ whole: true })),
+    renewDeadlineMs: r.read('RENEW_DEADLINE_SECONDS', 10_000, seconds()),
+    retryPeriodMs: r.read('RETRY_PERIOD_SECONDS', 2_000, seconds()),
+    leaseWatch: r.read('LEASE_WATCH', true, boolean),
+    releaseOnCancel: r.read('RELEASE_ON_CANCEL', true, boolean),
+    onLeadershipLost: r.read('ON_LEADERSHIP_LOST', 'standby', oneOf(LEADERSHIP_LOST_ACTIONS)),
+    shards: r.read('SHARDS', 1, wholeNumber(1, 64)),
+    drainTimeoutMs: r.read('DRAIN_TIMEOUT_SECONDS', 20_000, seconds()),
+  };
+  checkBackoff(r, config);
+  checkLeaderElectionTiming(r, config);
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** LEASE_NAMESPACE, else POD_NAMESPACE, else the namespace the pod runs in, else "default". */
+function leaseNamespace(r: EnvReader, readInClusterNamespace: () => string | undefined): string {
+  for (const name of ['LEASE_NAMESPACE', 'POD_NAMESPACE']) {
+    if (r.isSet(name)) return r.read(name, 'default', dns1123Label);
+  }
+  try {
+    return readInClusterNamespace() || 'default';
+  } catch (err) {
+    r.problems.push(
+      `LEASE_NAMESPACE and POD_NAMESPACE are unset, and reading ${SERVICE_ACCOUNT_NAMESPACE_FILE} failed: ` +
+        (err as Error).message,
+    );
+    return 'default';
+  }
+}
+
+function checkBackoff(r: EnvReader, c: Config): void {
+  if (r.valid('BACKOFF_BASE_MS', 'BACKOFF_MAX_SECONDS') && c.backoffMaxMs <= c.backoffBaseMs) {
+    r.problems.push(
+      `BACKOFF_BASE_MS=${c.backoffBaseMs}, BACKOFF_MAX_SECONDS=${c.backoffMaxMs / 1000}: ` +
+        'the maximum backoff must be greater than the base backoff',
+    );
+  }
+}
+
+function checkLeaderElectionTiming(r: EnvReader, c: Config): void {
+  if (!r.valid('LEASE_DURATION_SECONDS', 'RENEW_DEADLINE_SECONDS', 'RETRY_PERIOD_SECONDS')) return;
+  const lease = `LEASE_DURATION_SECONDS=${c.leaseDurationMs / 1000}`;
+  const renew = `RENEW_DEADLINE_SECONDS=${c.renewDeadlineMs / 1000}`;
+  const retry = `RETRY_PERIOD_SECONDS=${c.retryPeriodMs / 1000}`;
+  const rule =
+    'rule, as in client-go: ' +
+    `LEASE_DURATION_SECONDS > RENEW_DEADLINE_SECONDS > ${RETRY_JITTER} × RETRY_PERIOD_SECONDS`;
+  if (c.leaseDurationMs <= c.renewDeadlineMs) {
+    r.problems.push(`${lease}, ${renew}: the lease duration must be greater than the renew deadline (${rule})`);
+  }
+  if (c.renewDeadlineMs <= RETRY_JITTER * c.retryPeriodMs) {
+    r.problems.push(
+      `${renew}, ${retry}: the renew deadline must be greater than ${RETRY_JITTER} × the retry period (${rule})`,
+    );
+  }
+}

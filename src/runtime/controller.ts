@@ -1,0 +1,244 @@
+import { randomUUID } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { systemClock, type Clock } from './clock.ts';
+import { ReconcileError, isPanic } from './errors.ts';
+import { objectKey, type Informer, type InformerEvent } from './informer.ts';
+import type { Logger } from './logging.ts';
+import type { ControllerMetrics, OperatorMetrics } from './metrics.ts';
+import type { RateLimiter } from './ratelimiter.ts';
+import { WorkQueue, type DrainResult } from './workqueue.ts';
+
+/** What a reconcile asks for when it succeeds: nothing (wait for the next change) or a check after a delay. */
+export type ReconcileAction = { requeueAfterMs: number } | undefined;
+
+export interface ReconcileContext {
+  /** Aborted on timeout, on loss of leadership for this key, and on shutdown after the drain deadline. */
+  signal: AbortSignal;
+  /** Carries controller, key and reconcileID on every line. */
+  logger: Logger;
+  reconcileID: string;
+  /** What queued this key: added, modified, deleted, resync, owned:<Kind>, requeue, retry, elected. */
+  trigger: string;
+}
+
+export type Reconcile = (key: string, context: ReconcileContext) => Promise<ReconcileAction | void>;
+
+/**
+ * Who may work on a key right now. The lease gate implements it; a replica
+ * without leader election uses `alwaysPermitted`.
+ */
+export interface WorkPermit {
+  /** A signal that aborts when this replica must stop working on `key`, or undefined if it may not start. */
+  acquire(key: string): AbortSignal | undefined;
+}
+
+export const alwaysPermitted: WorkPermit = { acquire: () => new AbortController().signal };
+
+export interface ControllerOptions {
+  name: string;
+  reconcile: Reconcile;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  concurrency: number;
+  reconcileTimeoutMs: number;
+  rateLimiter?: RateLimiter;
+  permit?: WorkPermit;
+  clock?: Clock;
+}
+
+export interface ShutdownReport extends DrainResult {
+  durationMs: number;
+  /** Reconciles still running at the deadline, which were then aborted. */
+  aborted: string[];
+}
+
+/**
+ * Runs `reconcile` for queued keys on a fixed number of workers. Each
+ * reconcile gets an AbortSignal (timeout, lost leadership, forced shutdown),
+ * its failures are contained, counted and retried with per-key backoff, and
+ * it is logged once with its duration and outcome. Event handlers only queue
+ * keys; the reconcile reads the cache and writes through the fenced writer.
+ */
+export class Controller {
+  readonly name: string;
+  readonly queue: WorkQueue;
+  private readonly reconcile: Reconcile;
+  private readonly logger: Logger;
+  private readonly metrics: ControllerMetrics;
+  private readonly concurrency: number;
+  private readonly reconcileTimeoutMs: number;
+  private readonly permit: WorkPermit;
+  private readonly clock: Clock;
+  private readonly triggers = new Map<string, string>();
+  private readonly inFlight = new Map<string, AbortController>();
+  private workers: Promise<void>[] = [];
+
+  constructor(options: ControllerOptions) {
+    this.name = options.name;
+    this.reconcile = options.reconcile;
+    this.logger = options.logger.child({ controller: options.name });
+    this.concurrency = options.concurrency;
+    this.reconcileTimeoutMs = options.reconcileTimeoutMs;
+    this.permit = options.permit ?? alwaysPermitted;
+    this.clock = options.clock ?? systemClock;
+    this.metrics = options.metrics.controllerMetrics(options.name);
+    this.metrics.maxConcurrentReconciles(options.concurrency);
+    this.queue = new WorkQueue({
+      name: options.name,
+      clock: this.clock,
+      ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
+      metrics: options.metrics.queueMetrics(options.name, options.name, {
+        unfinishedWorkSeconds: () => this.queue.unfinishedWorkSeconds(),
+        longestRunningProcessorSeconds: () => this.queue.longestRunningProcessorSeconds(),
+      }),
+    });
+  }
+
+  enqueue(key: string, trigger: string): void {
+    if (this.queue.isShuttingDown()) return;
+    this.triggers.set(key, trigger);
+    this.queue.add(key);
+  }
+
+  /** Queues every object of the primary resource as it changes. */
+  watchPrimary<T extends KubernetesObject>(informer: Informer<T>): void {
+    informer.subscribe((event: InformerEvent<T>) => this.enqueue(objectKey(event.object), event.type));
+  }
+
+  /** Queues the controlling owner (of `ownerKind`) of every child that changes. */
+  watchOwned<T extends KubernetesObject>(informer: Informer<T>, owner: { apiVersion: string; kind: string }): void {
+    informer.subscribe((event: InformerEvent<T>) => {
+      const key = controllerOwnerKey(event.object, owner);
+      if (key) this.enqueue(key, `owned:${informer.resource.kind}`);
+    });
+  }
+
+  start(): void {
+    if (this.workers.length > 0) return;
+    this.workers = Array.from({ length: this.concurrency }, () => this.work());
+  }
+
+  /** Aborts the reconciles in flight for keys that match (all of them without a filter). */
+  abortInFlight(reason: string, matches: (key: string) => boolean = () => true): void {
+    for (const [key, controller] of this.inFlight) {
+      if (matches(key)) controller.abort(new ReconcileError('Aborted', `${reason} (key ${key})`));
+    }
+  }
+
+  /**
+   * Stops taking keys at once, lets reconciles in flight finish until the
+   * deadline, aborts the ones still running then and waits for them to stop.
+   * Keys still queued are reported, not run: the successor has them in its cache.
+   */
+  async shutdown(drainTimeoutMs: number): Promise<ShutdownReport> {
+    const started = this.clock.monotonicMs();
+    const result = await this.queue.shutDownWithDrain(drainTimeoutMs);
+    const aborted = result.drained ? [] : [...this.inFlight.keys()];
+    if (!result.drained) this.abortInFlight('drain deadline passed');
+    await Promise.all(this.workers);
+    return { ...result, aborted, durationMs: this.clock.monotonicMs() - started };
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.process(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const trigger = this.triggers.get(key) ?? 'requeue';
+    this.triggers.delete(key);
+    const leadership = this.permit.acquire(key);
+    if (!leadership) {
+      // Not ours to do now; becoming leader queues every cached key again.
+      this.queue.forget(key);
+      return;
+    }
+    const reconcileID = randomUUID();
+    const logger = this.logger.child({ key, reconcileID });
+    const abort = new AbortController();
+    const timeout = this.clock.setTimer(
+      () => abort.abort(new ReconcileError('Timeout', `reconcile of ${key} exceeded ${this.reconcileTimeoutMs} ms`)),
+      this.reconcileTimeoutMs,
+    );
+    const onLost = (): void => abort.abort(leadership.reason);
+    leadership.addEventListener('abort', onLost, { once: true });
+    if (leadership.aborted) onLost();
+    this.inFlight.set(key, abort);
+    this.metrics.activeWorkers(1);
+    const started = this.clock.monotonicMs();
+    try {
+      const action = await this.runUntilAborted(key, { signal: abort.signal, logger, reconcileID, trigger });
+      const seconds = (this.clock.monotonicMs() - started) / 1000;
+      this.metrics.reconcileTime(seconds);
+      this.queue.forget(key);
+      if (action) {
+        this.metrics.reconciled('requeue_after');
+        this.queue.addAfter(key, action.requeueAfterMs);
+        this.triggers.set(key, 'requeue');
+      } else {
+        this.metrics.reconciled('success');
+      }
+      logger.info('reconciled', { trigger, durationMs: round(seconds * 1000), result: action ? 'requeue_after' : 'success', ...(action ?? {}) });
+    } catch (error) {
+      const seconds = (this.clock.monotonicMs() - started) / 1000;
+      this.metrics.reconcileTime(seconds);
+      this.metrics.reconciled('error');
+      this.metrics.errored();
+      const timedOut = abort.signal.aborted && (abort.signal.reason as ReconcileError | undefined)?.reason === 'Timeout';
+      if (timedOut) this.metrics.timedOut();
+      const panicked = !abort.signal.aborted && isPanic(error);
+      if (panicked) this.metrics.panicked();
+      const reason = error instanceof ReconcileError ? error.reason : panicked ? 'Panic' : 'Error';
+      logger.error('reconcile failed', { trigger, durationMs: round(seconds * 1000), result: 'error', reason, error });
+      // After a lost lease the key belongs to the new leader; retrying here would only be refused.
+      if (!leadership.aborted) {
+        this.queue.addRateLimited(key);
+        this.triggers.set(key, 'retry');
+      }
+    } finally {
+      timeout.cancel();
+      leadership.removeEventListener('abort', onLost);
+      this.inFlight.delete(key);
+      this.metrics.activeWorkers(-1);
+    }
+  }
+
+  /**
+   * Resolves with the reconcile's result, or rejects as soon as its signal
+   * aborts even if the reconcile ignores the signal: a worker never hangs on
+   * a stuck reconcile, and the fenced writer refuses that reconcile's writes.
+   */
+  private runUntilAborted(key: string, context: ReconcileContext): Promise<ReconcileAction | void> {
+    const { signal } = context;
+    return new Promise((resolve, reject) => {
+      // A permit that was already aborted when acquired: an abort listener would never fire.
+      if (signal.aborted) return reject(signal.reason as Error);
+      const onAbort = (): void => reject(signal.reason as Error);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.reconcile(key, context).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+}
+
+/** The key of the object's controlling owner if that owner is of the given kind. */
+export function controllerOwnerKey(child: KubernetesObject, owner: { apiVersion: string; kind: string }): string | undefined {
+  const ref = child.metadata?.ownerReferences?.find((r) => r.controller === true);
+  if (!ref || ref.kind !== owner.kind || apiGroup(ref.apiVersion) !== apiGroup(owner.apiVersion)) return undefined;
+  const namespace = child.metadata?.namespace;
+  return namespace ? `${namespace}/${ref.name}` : ref.name;
+}
+
+function apiGroup(apiVersion: string): string {
+  return apiVersion.includes('/') ? apiVersion.split('/')[0]! : '';
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

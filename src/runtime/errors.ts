@@ -1,0 +1,34 @@
+/**
+ * The one error type reconcile code throws on purpose. `reason` is a short
+ * CamelCase word that goes into logs, Kubernetes events and status conditions
+ * (for example InvalidSpec or ApplyFailed), so a failure reads the same way
+ * everywhere it shows up.
+ */
+export class ReconcileError extends Error {
+  override name = 'ReconcileError';
+  readonly reason: string;
+
+  constructor(reason: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+/** Refused by the write gate: this replica cannot prove it leads, or its reconcile was aborted. */
+export class NotLeaderError extends ReconcileError {
+  override name = 'NotLeaderError';
+
+  constructor(message: string) {
+    super('NotLeader', message);
+  }
+}
+
+/**
+ * Whether an exception is a programming error (a TypeError from a missing
+ * field, say) rather than a failure the reconcile anticipated. These are
+ * counted as panics, as controller-runtime counts a recovered Go panic.
+ */
+export function isPanic(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError
+    || error instanceof SyntaxError || !(error instanceof Error);
+}

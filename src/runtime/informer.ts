@@ -1,0 +1,310 @@
+import { KubernetesObjectApi, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { sleep, systemClock, type Clock } from './clock.ts';
+import type { Logger } from './logging.ts';
+
+/** Which objects an informer lists and watches. */
+export interface ResourceRef {
+  apiVersion: string;
+  kind: string;
+  /** The URL name of the resource, e.g. "deployments". */
+  plural: string;
+  /** Watch one namespace; all namespaces when empty. */
+  namespace?: string;
+  labelSelector?: string;
+}
+
+export type InformerEvent<T> =
+  | { type: 'added'; object: T }
+  | { type: 'modified'; object: T; previous: T }
+  | { type: 'deleted'; object: T }
+  /** A periodic replay of a cached object, so level-triggered reconciles run even without changes. */
+  | { type: 'resync'; object: T };
+
+export interface InformerOptions {
+  kubeConfig: KubeConfig;
+  /** The client for lists (an instrumented one counts them); default: a plain one from kubeConfig. */
+  objects?: KubernetesObjectApi;
+  resource: ResourceRef;
+  logger: Logger;
+  clock?: Clock;
+  /** Replays every cached object this often; 0 turns it off. */
+  resyncPeriodMs?: number;
+  /** Reconnect backoff after an error: doubles from `initialMs` up to `maxMs`, with full jitter. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Page size of the initial and recovery lists. */
+  pageSize?: number;
+}
+
+/** Key of a namespaced object, as the work queue and the cache use it. */
+export function objectKey(obj: KubernetesObject): string {
+  const { namespace, name } = obj.metadata ?? {};
+  return namespace ? `${namespace}/${name}` : (name ?? '');
+}
+
+type WatchOutcome = 'closed' | 'gone';
+
+class WatchError extends Error {
+  override name = 'WatchError';
+  readonly code: number | undefined;
+  constructor(message: string, code?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * A list + watch cache of one resource that never gives up. client-node's own
+ * informer stops for good on any error other than 410; this one backs off and
+ * reconnects after any error, resumes the watch from the last resourceVersion
+ * it saw (bookmarks keep that fresh), and lists again only when the server
+ * says that version is gone (410). A relist emits the differences from the
+ * cache — including deletes that happened while it was disconnected.
+ */
+export class Informer<T extends KubernetesObject> {
+  readonly resource: ResourceRef;
+  private readonly kubeConfig: KubeConfig;
+  private readonly objects: KubernetesObjectApi;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly resyncPeriodMs: number;
+  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly pageSize: number;
+  private readonly store = new Map<string, T>();
+  private readonly handlers = new Set<(event: InformerEvent<T>) => void>();
+  private readonly stopController = new AbortController();
+  private resourceVersion = '';
+  private synced = false;
+  private markSynced!: () => void;
+  private readonly syncedPromise = new Promise<void>((resolve) => (this.markSynced = resolve));
+  private running: Promise<void> | undefined;
+  private failures = 0;
+  private completedLists = 0;
+
+  constructor(options: InformerOptions) {
+    this.resource = options.resource;
+    this.kubeConfig = options.kubeConfig;
+    this.objects = options.objects ?? KubernetesObjectApi.makeApiClient(options.kubeConfig);
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger.child({ informer: options.resource.plural });
+    this.resyncPeriodMs = options.resyncPeriodMs ?? 0;
+    this.backoff = options.backoff ?? { initialMs: 800, maxMs: 30_000 };
+    this.pageSize = options.pageSize ?? 500;
+  }
+
+  /** Subscribes to changes; handlers should only enqueue keys. Returns the unsubscribe function. */
+  subscribe(handler: (event: InformerEvent<T>) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Stops watching; resolves once the loop has ended. The cache keeps its last contents. */
+  async stop(): Promise<void> {
+    this.stopController.abort(new Error('informer stopped'));
+    await this.running;
+  }
+
+  /** Resolves after the first complete list. */
+  whenSynced(): Promise<void> {
+    return this.syncedPromise;
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** How many full lists have completed: 1 after the first sync, one more after each relist (410). */
+  get listCount(): number {
+    return this.completedLists;
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  keys(): string[] {
+    return [...this.store.keys()];
+  }
+
+  private get stopped(): boolean {
+    return this.stopController.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const resync = this.resyncPeriodMs > 0 ? this.scheduleResync() : undefined;
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          await this.relist();
+          needList = false;
+        }
+        const outcome = await this.watchOnce();
+        if (outcome === 'gone') {
+          this.logger.info('watch resourceVersion is gone (410); listing again', { resourceVersion: this.resourceVersion });
+          needList = true;
+        }
+        this.failures = 0;
+      } catch (error) {
+        if (this.stopped) break;
+        if (error instanceof WatchError && error.code === 410) {
+          needList = true;
+          continue;
+        }
+        const delayMs = this.nextBackoff();
+        this.logger.warn(`${needList ? 'list' : 'watch'} of ${this.describe()} failed; retrying in ${delayMs} ms`, { error });
+        await sleep(this.clock, delayMs, this.stopController.signal).catch(() => undefined);
+      }
+    }
+    resync?.cancel();
+  }
+
+  private describe(): string {
+    const { apiVersion, plural, namespace } = this.resource;
+    return `${plural}.${apiVersion}${namespace ? ` in ${namespace}` : ''}`;
+  }
+
+  private nextBackoff(): number {
+    const ceiling = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(this.failures, 20));
+    this.failures++;
+    // Full jitter spreads the reconnects of many replicas after an apiserver restart.
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  /** Lists every page, replaces the cache and emits what changed since the cache was last filled. */
+  private async relist(): Promise<void> {
+    const { apiVersion, kind, namespace, labelSelector } = this.resource;
+    const fresh = new Map<string, T>();
+    let continueToken: string | undefined;
+    let resourceVersion: string;
+    do {
+      const page = await this.objects.list<T>(apiVersion, kind, namespace || undefined, undefined, undefined, undefined,
+        undefined, labelSelector, this.pageSize, continueToken);
+      for (const item of page.items) {
+        // List items carry no apiVersion/kind; handlers and SSA callers expect them.
+        fresh.set(objectKey(item), { ...item, apiVersion, kind });
+      }
+      continueToken = page.metadata?._continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? '';
+    } while (continueToken && !this.stopped);
+    if (this.stopped) return;
+
+    const previous = new Map(this.store);
+    this.store.clear();
+    for (const [key, object] of fresh) {
+      this.store.set(key, object);
+      const old = previous.get(key);
+      if (!old) this.emit({ type: 'added', object });
+      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'modified', object, previous: old });
+      previous.delete(key);
+    }
+    for (const object of previous.values()) this.emit({ type: 'deleted', object });
+    this.resourceVersion = resourceVersion;
+    this.completedLists++;
+    this.logger.debug(`listed ${fresh.size} ${this.resource.plural}`, { resourceVersion });
+    if (!this.synced) {
+      this.synced = true;
+      this.markSynced();
+    }
+  }
+
+  /** One watch request from the current resourceVersion; resolves when the server ends it. */
+  private async watchOnce(): Promise<WatchOutcome> {
+    const { apiVersion, kind } = this.resource;
+    return new Promise<WatchOutcome>((resolve, reject) => {
+      let controller: AbortController | undefined;
+      let finished = false;
+      const finish = (outcome: WatchOutcome | Error): void => {
+        if (finished) return;
+        finished = true;
+        this.stopController.signal.removeEventListener('abort', onStop);
+        controller?.abort();
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      const onStop = (): void => finish('closed');
+      this.stopController.signal.addEventListener('abort', onStop, { once: true });
+
+      const onEvent = (type: string, raw: unknown): void => {
+        if (finished) return;
+        if (type === 'ERROR') {
+          const status = raw as { code?: number; message?: string };
+          if (status.code === 410) finish('gone');
+          else finish(new WatchError(`watch of ${this.describe()} returned an error: ${status.message ?? JSON.stringify(raw)}`, status.code));
+          return;
+        }
+        const object = { ...(raw as T), apiVersion, kind };
+        this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
+        if (type === 'BOOKMARK') return;
+        this.apply(type, object);
+      };
+      const onDone = (error: unknown): void => {
+        if (!error) return finish('closed');
+        const code = (error as { statusCode?: number }).statusCode;
+        if (code === 410) return finish('gone');
+        // client-node ends a watch that has been silent for its request timeout; that is a normal end.
+        if ((error as Error).name === 'TimeoutError') return finish('closed');
+        finish(new WatchError(`watch of ${this.describe()} failed: ${(error as Error).message}`, code, { cause: error }));
+      };
+
+      new Watch(this.kubeConfig)
+        .watch(this.watchPath(), {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          labelSelector: this.resource.labelSelector,
+          // Like client-go: a random 5–10 minute server-side timeout spreads re-watches out.
+          timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+        }, onEvent, onDone)
+        .then((c) => {
+          controller = c;
+          if (finished) c.abort();
+        }, (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))));
+    });
+  }
+
+  private apply(type: string, object: T): void {
+    const key = objectKey(object);
+    const previous = this.store.get(key);
+    if (type === 'DELETED') {
+      this.store.delete(key);
+      this.emit({ type: 'deleted', object });
+      return;
+    }
+    this.store.set(key, object);
+    if (!previous) this.emit({ type: 'added', object });
+    else this.emit({ type: 'modified', object, previous });
+  }
+
+  private emit(event: InformerEvent<T>): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(event);
+      } catch (error) {
+        this.logger.error(`an event handler of ${this.describe()} threw`, { error, key: objectKey(event.object) });
+      }
+    }
+  }
+
+  private scheduleResync(): { cancel(): void } {
+    const tick = (): void => {
+      if (this.stopped) return;
+      for (const object of this.store.values()) this.emit({ type: 'resync', object });
+      timer = this.clock.setTimer(tick, this.resyncPeriodMs);
+    };
+    let timer = this.clock.setTimer(tick, this.resyncPeriodMs);
+    return { cancel: () => timer.cancel() };
+  }
+
+  private watchPath(): string {
+    const { apiVersion, plural, namespace } = this.resource;
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
+  }
+}

@@ -1,0 +1,68 @@
+import {
+  type ApiConstructor,
+  type ApiType,
+  type Configuration,
+  type HttpLibrary,
+  type KubeConfig,
+  wrapHttpLibrary,
+} from '@kubernetes/client-node';
+
+import { type Clock, systemClock } from './clock.ts';
+import type { RestClientMetrics } from './metrics.ts';
+
+/** What client-go counts when no response arrived: refused, reset, TLS failure, abort. */
+export const NO_RESPONSE_CODE = '<error>';
+
+/**
+ * Wraps the HTTP library under a generated API client so that every request
+ * is observed once, with its method, host, status code and duration.
+ *
+ * The library is the hook rather than client-node's `middleware`: a
+ * middleware's `post` sees only the response (not which request it answers,
+ * nor when that request started) and is skipped altogether when the request
+ * fails without a response, which is exactly the case worth counting.
+ */
+export function instrumentHttpLibrary(
+  inner: HttpLibrary,
+  metrics: RestClientMetrics,
+  clock: Clock = systemClock,
+): HttpLibrary {
+  return wrapHttpLibrary({
+    async send(request) {
+      const method = request.getHttpMethod();
+      const host = new URL(request.getUrl()).host;
+      const startedMs = clock.monotonicMs();
+      let code = NO_RESPONSE_CODE;
+      try {
+        const response = await inner.send(request).toPromise();
+        code = String(response.httpStatusCode);
+        return response;
+      } finally {
+        metrics.observe(method, host, code, (clock.monotonicMs() - startedMs) / 1000);
+      }
+    },
+  });
+}
+
+/** Stands in for an API class so that makeApiClient hands over the Configuration it builds. */
+class ConfigurationCapture implements ApiType {
+  readonly configuration: Configuration;
+
+  constructor(configuration: Configuration) {
+    this.configuration = configuration;
+  }
+}
+
+/**
+ * An API client like `kubeConfig.makeApiClient(apiClass)` (same server, TLS,
+ * credentials and User-Agent) whose every request is counted in `metrics`.
+ */
+export function makeInstrumentedClient<T extends ApiType>(
+  kubeConfig: KubeConfig,
+  apiClass: ApiConstructor<T>,
+  metrics: RestClientMetrics,
+  clock: Clock = systemClock,
+): T {
+  const { configuration } = kubeConfig.makeApiClient(ConfigurationCapture);
+  return new apiClass({ ...configuration, httpApi: instrumentHttpLibrary(configuration.httpApi, metrics, clock) });
+}

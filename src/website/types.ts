@@ -1,0 +1,55 @@
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+
+// The custom resource as crds/websites.yaml declares it; docs/WEBSITE.md is its reference.
+
+export const WEBSITE_GROUP = 'ha-operator.example.com';
+export const WEBSITE_VERSION = 'v1alpha1';
+export const WEBSITE_API_VERSION = `${WEBSITE_GROUP}/${WEBSITE_VERSION}` as const;
+export const WEBSITE_KIND = 'Website';
+export const WEBSITE_PLURAL = 'websites';
+
+export type ServiceType = 'ClusterIP' | 'NodePort';
+
+/**
+ * The spec as the API server returns it. Every field but nodePort has a schema
+ * default, and the server applies defaults on every read, so they are never absent.
+ */
+export interface WebsiteSpec {
+  replicas: number;
+  image: string;
+  html: string;
+  serviceType: ServiceType;
+  nodePort?: number;
+}
+
+export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/**
+ * metav1.Condition as it travels in JSON: custom resources come back as plain
+ * objects, so lastTransitionTime is an RFC 3339 string, not a Date.
+ */
+export interface WebsiteCondition {
+  type: ConditionType;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface WebsiteStatus {
+  observedGeneration?: number;
+  readyReplicas?: number;
+  url?: string;
+  conditions?: WebsiteCondition[];
+}
+
+/** A Website as stored: the server has set name, namespace, uid and generation. */
+export interface Website {
+  apiVersion: typeof WEBSITE_API_VERSION;
+  kind: typeof WEBSITE_KIND;
+  metadata: V1ObjectMeta & { name: string; namespace: string; uid: string; generation: number };
+  spec: WebsiteSpec;
+  status?: WebsiteStatus;
+}
