@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'hack/controlplane/', 'study-results/'] },
+  { ignores: ['dist/', 'node_modules/', 'hack/k8s-binaries/', 'study-results/'] },
   eslint.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {

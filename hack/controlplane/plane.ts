@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
+import { request, type RequestOptions } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -187,21 +187,27 @@ export class ControlPlane {
     }
   }
 
-  private async startControllerManager(): Promise<void> {
+  private async startControllerManager(readyTimeoutMs = 60_000): Promise<void> {
+    const port = await freePort();
     this.controllerManager = this.spawn('kube-controller-manager', [
       `--kubeconfig=${this.kubeconfigPath}`,
+      `--authentication-kubeconfig=${this.kubeconfigPath}`,
+      `--authorization-kubeconfig=${this.kubeconfigPath}`,
       '--leader-elect=false',
       `--controllers=${controllers.join(',')}`,
       `--service-account-private-key-file=${this.certs.serviceAccountPrivateKey}`,
       `--root-ca-file=${this.certs.caCert}`,
-      '--secure-port=0',
-      // Shorter than the 5 m default so ownerReference GC reacts to new kinds (a freshly applied CRD) quickly.
-      '--concurrent-gc-syncs=5',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--cert-dir=${join(this.dir, 'kcm-certs')}`,
     ]);
-    // The controller-manager has no readiness endpoint when it serves nothing; a crash on start
-    // (bad flag, bad kubeconfig) shows within a moment.
-    const crashed = await Promise.race([this.controllerManager.whenExited().then(() => true), delay(1000).then(() => false)]);
-    if (crashed) throw this.failure(this.controllerManager, 'kube-controller-manager exited on start');
+    const deadline = Date.now() + readyTimeoutMs;
+    // /healthz is served to anyone (always-allow path) over its self-signed certificate.
+    while (!(await this.get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false }))) {
+      this.assertRunning(this.controllerManager);
+      if (Date.now() > deadline) throw this.failure(this.controllerManager, `kube-controller-manager was not healthy within ${readyTimeoutMs / 1000} s`);
+      await delay(100);
+    }
   }
 
   private spawn(name: string, args: string[]): ManagedProcess {
@@ -234,8 +240,13 @@ export class ControlPlane {
 
   private async readyz(): Promise<boolean> {
     const [ca, cert, key] = await Promise.all([this.certs.caCert, this.certs.adminCert, this.certs.adminKey].map((f) => readFile(f)));
+    return this.get(`${this.server}/readyz`, { ca, cert, key });
+  }
+
+  /** Whether a GET answers 200 within 2 s. */
+  private get(url: string, tls: RequestOptions): Promise<boolean> {
     return new Promise((resolvePromise) => {
-      const req = request(`${this.server}/readyz`, { ca, cert, key, timeout: 2000 }, (res) => {
+      const req = request(url, { ...tls, timeout: 2000 }, (res) => {
         res.resume();
         resolvePromise(res.statusCode === 200);
       });
@@ -254,7 +265,7 @@ interface Ports {
 
 async function freePorts(): Promise<Ports> {
   const [apiServer, etcdClient, etcdPeer] = await Promise.all([freePort(), freePort(), freePort()]);
-  return { apiServer: apiServer!, etcdClient: etcdClient!, etcdPeer: etcdPeer! };
+  return { apiServer: apiServer, etcdClient: etcdClient, etcdPeer: etcdPeer };
 }
 
 /** A port the kernel just handed out on loopback; the child binds it a moment later. */
