@@ -7,13 +7,15 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_DEPS := node_modules/.installed
 
 .PHONY: help deps system-deps controlplane build typecheck lint test test-unit test-integration \
-        run cluster-up cluster-down clean
+        run cluster-up cluster-down clean grafana bench bench-queue bench-handover
 
 help:
-	@echo "make run           start the local control plane (no cluster needed) and keep it up until Ctrl-C"
+	@echo "make run           the HA demo: local control plane, CRD, two replicas, sample Websites; Ctrl-C stops"
 	@echo "make test          install everything, then typecheck, lint, unit and integration tests"
 	@echo "make build         compile TypeScript to dist/"
 	@echo "make lint          eslint"
+	@echo "make bench         benchmarks (queue throughput, lease handover and failover)"
+	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
 	@echo "make cluster-down  stop it"
 	@echo "make clean         remove build output (the cached control plane stays)"
@@ -22,13 +24,15 @@ $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# Debian packages the tests need that a fresh machine may lack.
+# Debian packages the tests need that a fresh machine may lack: openssl for the
+# control plane's certificates, prometheus for promtool (alert rule tests).
 system-deps:
 	@missing=""; command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends $$missing; fi; \
 	fi
 
 deps: $(NODE_DEPS) system-deps
@@ -45,7 +49,7 @@ typecheck: $(NODE_DEPS)
 lint: $(NODE_DEPS)
 	eslint .
 
-test-unit: $(NODE_DEPS)
+test-unit: $(NODE_DEPS) system-deps
 	mocha --config .mocharc.unit.json
 
 # The second command fails the run if any etcd or kube-apiserver of a test plane outlived it.
@@ -56,14 +60,27 @@ test-integration: deps controlplane
 
 test: deps controlplane typecheck lint test-unit test-integration
 
+# With KUBECONFIG set (or ARGS=--kubeconfig=PATH) the demo uses that cluster instead of a local plane.
 run: deps controlplane
-	node hack/controlplane/cli.ts run
+	node hack/demo.ts $(ARGS)
 
 cluster-up: deps controlplane
 	node hack/controlplane/cli.ts up
 
 cluster-down: $(NODE_DEPS)
 	node hack/controlplane/cli.ts down
+
+# Regenerates grafana/ and alerts/prometheusrule.yaml from hack/grafana/ (a test checks they are current).
+grafana: $(NODE_DEPS)
+	node hack/grafana/generate.ts
+
+bench: bench-queue bench-handover
+
+bench-queue: $(NODE_DEPS)
+	node hack/bench/queue.ts
+
+bench-handover: deps controlplane
+	node hack/bench/handover.ts
 
 clean:
 	rm -rf dist .tmp

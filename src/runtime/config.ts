@@ -191,7 +191,8 @@ export function loadConfig(
   const config: Config = {
     logLevel: r.read('LOG_LEVEL', 'info', oneOf(LOG_LEVELS)),
     logFormat: r.read('LOG_FORMAT', 'json', oneOf(LOG_FORMATS)),
-    httpPort: r.read('HTTP_PORT', 8080, wholeNumber(1, 65535)),
+    // 0 binds any free port (several replicas on one machine, tests); the 'running' log line says which.
+    httpPort: r.read('HTTP_PORT', 8080, wholeNumber(0, 65535)),
     httpHost: r.read('HTTP_HOST', '0.0.0.0', nonBlank),
     watchNamespace: r.read('WATCH_NAMESPACE', '', namespaceOrAll),
     maxConcurrentReconciles: r.read('MAX_CONCURRENT_RECONCILES', 2, wholeNumber(1, 256)),

@@ -72,6 +72,7 @@ export class Controller {
   private readonly triggers = new Map<string, string>();
   private readonly inFlight = new Map<string, AbortController>();
   private workers: Promise<void>[] = [];
+  private idleWaiters: { matches: (key: string) => boolean; resolve: () => void }[] = [];
 
   constructor(options: ControllerOptions) {
     this.name = options.name;
@@ -123,6 +124,12 @@ export class Controller {
     for (const [key, controller] of this.inFlight) {
       if (matches(key)) controller.abort(new ReconcileError('Aborted', `${reason} (key ${key})`));
     }
+  }
+
+  /** Resolves once no reconcile of a matching key is running. */
+  whenIdle(matches: (key: string) => boolean): Promise<void> {
+    if (![...this.inFlight.keys()].some(matches)) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push({ matches, resolve }));
   }
 
   /**
@@ -207,7 +214,17 @@ export class Controller {
       leadership.removeEventListener('abort', onLost);
       this.inFlight.delete(key);
       this.metrics.activeWorkers(-1);
+      this.notifyIdle();
     }
+  }
+
+  private notifyIdle(): void {
+    const running = [...this.inFlight.keys()];
+    this.idleWaiters = this.idleWaiters.filter((waiter) => {
+      if (running.some(waiter.matches)) return true;
+      waiter.resolve();
+      return false;
+    });
   }
 
   /**

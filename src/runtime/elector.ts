@@ -47,6 +47,13 @@ export interface LeaseElectorOptions extends LeaseTiming {
   metrics: LeaderMetrics;
   clock?: Clock;
   onStartedLeading(): void;
+  /**
+   * Consulted before each attempt to take the lease from nobody (sharding:
+   * false while this replica already holds its fair share).
+   */
+  shouldCampaign?(): boolean;
+  /** Awaited between giving up leadership in a hand-over and releasing the lease. */
+  beforeRelease?(): Promise<void>;
   /** `reason` says why: renewal deadline passed, another holder, or released on shutdown. */
   onStoppedLeading(reason: string): void;
 }
@@ -81,6 +88,9 @@ export class LeaseElector {
   private wake: (() => void) | undefined;
   private watchController: AbortController | undefined;
   private running: Promise<void> | undefined;
+  private attempting = false;
+  private watchConnected = false;
+  private handOverReason: string | undefined;
 
   constructor(options: LeaseElectorOptions) {
     validateLeaseTiming(options);
@@ -102,6 +112,27 @@ export class LeaseElector {
   /** Monotonic time at which the last successful renewal (or acquisition) was sent. */
   lastRenewedAtMs(): number {
     return this.lastRenewStartMs;
+  }
+
+  /** Leading, or in the middle of an attempt to take the lease (so a replica never overshoots its share). */
+  isLeaderOrAcquiring(): boolean {
+    return this.leading || this.attempting;
+  }
+
+  /** Re-evaluates at once whether to campaign (the fair share changed). */
+  nudge(): void {
+    if (!this.leading) this.wake?.();
+  }
+
+  /**
+   * Gives the lease to another replica and stays as a standby: stop leading
+   * (which aborts the work under this lease), wait for beforeRelease, then
+   * release. Used when this replica holds more than its fair share of shards.
+   */
+  handOver(reason: string): void {
+    if (!this.leading || this.handOverReason !== undefined) return;
+    this.handOverReason = reason;
+    this.wake?.();
   }
 
   /** The holder this replica last saw, or undefined before the first read. */
@@ -139,7 +170,10 @@ export class LeaseElector {
   /** Tries until this replica holds the lease; false if stopped first. */
   private async acquire(): Promise<boolean> {
     while (!this.stopped) {
-      if (await this.tryAcquireOrRenew()) {
+      // While the watch is up it tells us of every change, so a lease that a live
+      // holder keeps renewing needs no GET; the poll is the fallback.
+      const worthReading = !this.watchConnected || !this.observed || this.available(this.clock.monotonicMs());
+      if (worthReading && (await this.tryAcquireOrRenew()) && !this.stopped) {
         this.startLeading();
         return true;
       }
@@ -148,11 +182,25 @@ export class LeaseElector {
     return false;
   }
 
+  /** Free, expired by our clock, or ours: worth an attempt. */
+  private available(nowMs: number): boolean {
+    const holder = this.observed?.lease.spec?.holderIdentity ?? '';
+    return holder === '' || holder === this.options.identity || this.expired(nowMs);
+  }
+
   private async renewUntilLost(): Promise<void> {
     while (!this.stopped && this.leading) {
       await this.pause(this.options.retryPeriodMs);
       if (this.stopped || !this.leading) return;
-      const renewed = await this.tryAcquireOrRenew();
+      if (this.handOverReason !== undefined) {
+        await this.handOverNow(this.handOverReason);
+        return;
+      }
+      // A renewal that hangs (a partition: no answer, no error) must not keep us leading past renewDeadline.
+      const deadline = this.clock.setTimer(() => {
+        if (!this.stopped) this.stopLeading(`no renewal succeeded within renewDeadline (${this.options.renewDeadlineMs} ms)`);
+      }, this.lastRenewStartMs + this.options.renewDeadlineMs - this.clock.monotonicMs());
+      const renewed = await this.tryAcquireOrRenew().finally(() => deadline.cancel());
       if (this.stopped) return;
       if (renewed) continue;
       const holder = this.observedHolder();
@@ -162,6 +210,13 @@ export class LeaseElector {
         this.stopLeading(`no renewal succeeded within renewDeadline (${this.options.renewDeadlineMs} ms)`);
       }
     }
+  }
+
+  private async handOverNow(reason: string): Promise<void> {
+    this.handOverReason = undefined;
+    this.stopLeading(`handing over: ${reason}`);
+    await this.options.beforeRelease?.();
+    await this.release();
   }
 
   private startLeading(): void {
@@ -181,7 +236,9 @@ export class LeaseElector {
     this.leading = false;
     this.lastRenewStartMs = Number.NEGATIVE_INFINITY;
     this.options.metrics.leading(this.name, false);
-    this.logger.warn('stopped leading', { reason });
+    // Stopping on shutdown or handing a shard over is routine; losing the lease is not.
+    const routine = reason === 'stopped' || reason.startsWith('handing over');
+    this.logger.log(routine ? 'info' : 'warn', 'stopped leading', { reason });
     this.options.onStoppedLeading(reason);
   }
 
@@ -195,26 +252,30 @@ export class LeaseElector {
     const startedMs = this.clock.monotonicMs();
     const now = new V1MicroTime(this.clock.wallNow().getTime());
     try {
+      if (this.leading && (await this.renewFromObserved(now, startedMs))) return true;
       let current: V1Lease;
       try {
         current = await leases.readNamespacedLease({ namespace, name });
       } catch (error) {
         if (!(error instanceof ApiException) || error.code !== 404) throw error;
+        if (!this.claimAttempt()) return false;
         const created = await leases.createNamespacedLease({
           namespace,
           body: { metadata: { name, namespace }, spec: this.spec(now, now, 0) },
-        });
+        }).finally(() => (this.attempting = false));
         this.observe(created, startedMs);
         this.lastRenewStartMs = startedMs;
         this.options.metrics.transitioned(this.name);
         return true;
       }
-      this.observe(current, startedMs);
+      // Seen when the answer arrived: a read that hung (a partition) may return a record written long after it was sent.
+      this.observe(current, this.clock.monotonicMs());
       const spec = current.spec ?? {};
       const holder = spec.holderIdentity ?? '';
       const ours = holder === identity;
       if (!ours && holder !== '' && !this.expired(startedMs)) return false;
       if (!ours) this.freeSinceMs ??= startedMs;
+      if (!ours && !this.claimAttempt()) return false;
 
       const transitions = (spec.leaseTransitions ?? 0) + (ours ? 0 : 1);
       const acquireTime = ours && spec.acquireTime ? new V1MicroTime(new Date(spec.acquireTime).getTime()) : now;
@@ -222,7 +283,7 @@ export class LeaseElector {
         namespace,
         name,
         body: { ...current, spec: this.spec(now, acquireTime, transitions) },
-      });
+      }).finally(() => (this.attempting = false));
       this.observe(updated, startedMs);
       this.lastRenewStartMs = startedMs;
       if (!ours) this.options.metrics.transitioned(this.name);
@@ -234,6 +295,42 @@ export class LeaseElector {
         this.logger.warn(`could not ${this.leading ? 'renew' : 'acquire'} lease ${namespace}/${name}`, { error: describe(error) });
       }
       return false;
+    }
+  }
+
+  /**
+   * Decides, synchronously right before the write, whether to try to take a
+   * lease this replica does not hold — so several electors of one replica
+   * that find leases free at the same moment never overshoot its share.
+   */
+  private claimAttempt(): boolean {
+    if (this.options.shouldCampaign?.() === false) return false;
+    this.attempting = true;
+    return true;
+  }
+
+  /**
+   * The leader's fast path (as in client-go): update the lease it last saw
+   * without reading it first. False when that copy is stale (409); the
+   * caller then reads and decides.
+   */
+  private async renewFromObserved(now: V1MicroTime, startedMs: number): Promise<boolean> {
+    const lease = this.observed?.lease;
+    if (!lease || lease.spec?.holderIdentity !== this.options.identity) return false;
+    const { leases, namespace, name } = this.options;
+    const acquireTime = lease.spec.acquireTime ? new V1MicroTime(new Date(lease.spec.acquireTime).getTime()) : now;
+    try {
+      const updated = await leases.replaceNamespacedLease({
+        namespace,
+        name,
+        body: { ...lease, spec: this.spec(now, acquireTime, lease.spec.leaseTransitions ?? 0) },
+      });
+      this.observe(updated, startedMs);
+      this.lastRenewStartMs = startedMs;
+      return true;
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 409) return false;
+      throw error;
     }
   }
 
@@ -295,10 +392,17 @@ export class LeaseElector {
     this.expiryTimer?.cancel();
     if (this.leading || !this.observed) return;
     const dueMs = this.observed.atMs + leaseDurationMsOf(this.observed.lease, this.options.leaseDurationMs);
-    this.expiryTimer = this.clock.setTimer(() => {
+    const fire = (): void => {
+      // Node's timers may fire a millisecond or so before performance.now() reaches the due time; waking then finds the lease unexpired.
+      const earlyMs = dueMs - this.clock.monotonicMs();
+      if (earlyMs > 0) {
+        this.expiryTimer = this.clock.setTimer(fire, earlyMs);
+        return;
+      }
       if (!this.leading) this.freeSinceMs ??= dueMs;
       this.wake?.();
-    }, dueMs - this.clock.monotonicMs());
+    };
+    this.expiryTimer = this.clock.setTimer(fire, dueMs - this.clock.monotonicMs());
   }
 
   /** Waits one jittered retry period, or less when the watch or the expiry timer says the lease is free. */
@@ -326,7 +430,12 @@ export class LeaseElector {
     const loop = async (): Promise<void> => {
       let failures = 0;
       while (!this.stopped) {
-        const ended = await new Promise<unknown>((resolve) => {
+        let over = false;
+        const ended = await new Promise<unknown>((settle) => {
+          const resolve = (value: unknown): void => {
+            over = true;
+            settle(value);
+          };
           new Watch(kubeConfig)
             .watch(`/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`, { fieldSelector: `metadata.name=${name}` },
               (type: string, lease: V1Lease) => {
@@ -340,11 +449,14 @@ export class LeaseElector {
               resolve)
             .then((c) => {
               this.watchController = c;
+              this.watchConnected = !over;
               if (this.stopped) c.abort();
             }, resolve);
         });
+        this.watchConnected = false;
         if (this.stopped) return;
-        if (ended) {
+        // client-node ends a watch that was silent for 30 s (a released lease nobody renews): not a failure.
+        if (ended && (ended as Error).name !== 'TimeoutError') {
           failures++;
           this.logger.debug('lease watch ended; polling continues meanwhile', { error: describe(ended) });
           await sleep(this.clock, Math.min(this.options.retryPeriodMs * failures, this.options.leaseDurationMs), this.stopController.signal)

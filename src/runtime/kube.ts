@@ -4,6 +4,7 @@ import {
   type Configuration,
   type HttpLibrary,
   type KubeConfig,
+  type RequestContext,
   wrapHttpLibrary,
 } from '@kubernetes/client-node';
 
@@ -26,9 +27,11 @@ export function instrumentHttpLibrary(
   inner: HttpLibrary,
   metrics: RestClientMetrics,
   clock: Clock = systemClock,
+  pool: ConnectionPool = {},
 ): HttpLibrary {
   return wrapHttpLibrary({
     async send(request) {
+      reuseConnections(request, pool);
       const method = request.getHttpMethod();
       const host = new URL(request.getUrl()).host;
       const startedMs = clock.monotonicMs();
@@ -43,6 +46,30 @@ export function instrumentHttpLibrary(
     },
   });
 }
+
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/** The one connection pool (undici dispatcher) that the clients built from one KubeConfig share. */
+export interface ConnectionPool {
+  dispatcher?: Dispatcher;
+}
+
+/**
+ * client-node 2.0 builds a new undici Agent for every request, so every call
+ * pays a TCP and TLS handshake; with a lease renewed every 2 s by several
+ * electors that is most of the operator's CPU. Requests from one KubeConfig
+ * carry the same TLS identity (bearer tokens, which do rotate, travel in the
+ * headers set per request), so they can share the first Agent and its
+ * keep-alive connections.
+ */
+function reuseConnections(request: RequestContext, pool: ConnectionPool): void {
+  const own = request.getDispatcher();
+  if (!own) return;
+  pool.dispatcher ??= own;
+  if (own !== pool.dispatcher) request.setDispatcher(pool.dispatcher);
+}
+
+const pools = new WeakMap<KubeConfig, ConnectionPool>();
 
 /** Stands in for an API class so that makeApiClient hands over the Configuration it builds. */
 class ConfigurationCapture implements ApiType {
@@ -64,5 +91,7 @@ export function makeInstrumentedClient<T extends ApiType>(
   clock: Clock = systemClock,
 ): T {
   const { configuration } = kubeConfig.makeApiClient(ConfigurationCapture);
-  return new apiClass({ ...configuration, httpApi: instrumentHttpLibrary(configuration.httpApi, metrics, clock) });
+  let pool = pools.get(kubeConfig);
+  if (!pool) pools.set(kubeConfig, (pool = {}));
+  return new apiClass({ ...configuration, httpApi: instrumentHttpLibrary(configuration.httpApi, metrics, clock, pool) });
 }

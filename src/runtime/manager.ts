@@ -5,8 +5,9 @@ import {
   KubernetesObjectApi,
   type KubeConfig,
   type KubernetesObject,
+  type V1Lease,
 } from '@kubernetes/client-node';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock, type Timer } from './clock.ts';
 import type { Config } from './config.ts';
 import { Controller, type Reconcile, type ShutdownReport } from './controller.ts';
 import { LeaseElector } from './elector.ts';
@@ -14,6 +15,7 @@ import { LeaseGate, OpenGate, type WriteGate } from './gate.ts';
 import { startHttpServer, type HealthResult, type RunningHttpServer } from './http.ts';
 import { Informer, type ResourceRef } from './informer.ts';
 import { makeInstrumentedClient } from './kube.ts';
+import { MEMBER_GROUP_LABEL, Membership, fairShare } from './membership.ts';
 import type { Logger } from './logging.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { defaultControllerRateLimiter } from './ratelimiter.ts';
@@ -51,6 +53,8 @@ export class Manager {
   private readonly objects: KubernetesObjectApi;
   private readonly informers: Informer<KubernetesObject>[] = [];
   private readonly electors: LeaseElector[] = [];
+  private membership: Membership | undefined;
+  private rebalanceTimer: Timer | undefined;
   private controller: Controller | undefined;
   private primary: Informer<KubernetesObject> | undefined;
   private http: RunningHttpServer | undefined;
@@ -140,7 +144,9 @@ export class Manager {
     this.logger.info('caches synced', { informers: this.informers.map((i) => i.resource.plural) });
     this.controller?.start();
     if (this.gate instanceof OpenGate) this.queueShard(undefined);
+    this.membership?.start();
     for (const elector of this.electors) elector.start();
+    if (this.membership) this.scheduleRebalance();
   }
 
   get httpPort(): number | undefined {
@@ -170,8 +176,10 @@ export class Manager {
       this.logger.info('drain report', { drained: report.drained, leftQueued: report.leftQueued.length, aborted: report.aborted });
     }
     await step('closed the write gate', () => this.gate.close(reason));
+    this.rebalanceTimer?.cancel();
     await step(this.config.releaseOnCancel ? 'released the leases' : 'stopped renewing the leases',
       () => Promise.all(this.electors.map((e) => e.stop(this.config.releaseOnCancel))));
+    if (this.membership) await step('left the shard group', () => this.membership?.stop());
     await step('stopped the caches', () => Promise.all(this.informers.map((i) => i.stop())));
     await step('stopped the HTTP server', () => this.http?.close());
     return report;
@@ -180,6 +188,7 @@ export class Manager {
   private createElectors(leases: CoordinationV1Api): void {
     const { config } = this;
     const gate = this.gate as LeaseGate;
+    if (config.shards > 1) this.membership = this.createMembership(leases);
     for (let shard = 0; shard < config.shards; shard++) {
       const name = config.shards === 1 ? config.leaseName : `${config.leaseName}-${shard}`;
       const elector: LeaseElector = new LeaseElector({
@@ -201,11 +210,87 @@ export class Manager {
         },
         onStoppedLeading: (reason) => {
           gate.stopped(shard, reason);
-          if (!this.shuttingDown && config.onLeadershipLost === 'exit') this.fatal?.(`lost lease ${name}: ${reason}`);
+          const handedOver = reason.startsWith('handing over');
+          if (!this.shuttingDown && !handedOver && config.onLeadershipLost === 'exit') this.fatal?.(`lost lease ${name}: ${reason}`);
         },
+        ...(this.membership ? {
+          shouldCampaign: () => this.heldOrAcquiring() < this.share(),
+          beforeRelease: () => this.drainShard(shard),
+        } : {}),
       });
       this.electors.push(elector);
     }
+  }
+
+  private createMembership(leases: CoordinationV1Api): Membership {
+    const { config } = this;
+    const members = new Informer<V1Lease>({
+      kubeConfig: this.kubeConfig,
+      objects: this.objects,
+      resource: {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        plural: 'leases',
+        namespace: config.leaseNamespace,
+        labelSelector: `${MEMBER_GROUP_LABEL}=${config.leaseName}`,
+      },
+      logger: this.logger,
+      clock: this.clock,
+    });
+    this.informers.push(members);
+    return new Membership({
+      leases,
+      members,
+      namespace: config.leaseNamespace,
+      group: config.leaseName,
+      identity: config.podName,
+      leaseDurationMs: config.leaseDurationMs,
+      retryPeriodMs: config.retryPeriodMs,
+      logger: this.logger,
+      clock: this.clock,
+      onChange: () => this.rebalance(),
+    });
+  }
+
+  private share(): number {
+    return fairShare(this.config.shards, this.membership?.liveCount() ?? 1);
+  }
+
+  private heldOrAcquiring(): number {
+    return this.electors.filter((e) => e.isLeaderOrAcquiring()).length;
+  }
+
+  /**
+   * Sharding: hand over the shards held beyond the fair share (highest index
+   * first, so replicas converge on the same picture), and wake the standby
+   * electors when the share grew (a replica left or died). Runs on every
+   * membership change and every retryPeriod, since a dead replica shows only
+   * as the absence of changes.
+   */
+  private rebalance(): void {
+    if (this.shuttingDown) return;
+    const share = this.share();
+    const held = this.electors.filter((e) => e.isLeader());
+    for (const elector of held.slice(share)) {
+      elector.handOver(`this replica holds ${held.length} shards, fair share is ${share}`);
+    }
+    if (held.length < share) for (const elector of this.electors) elector.nudge();
+  }
+
+  private scheduleRebalance(): void {
+    this.rebalanceTimer = this.clock.setTimer(() => {
+      this.rebalance();
+      if (!this.shuttingDown) this.scheduleRebalance();
+    }, this.config.retryPeriodMs);
+  }
+
+  /** Waits (at most renewDeadline) for the aborted reconciles of a shard being handed over to stop. */
+  private async drainShard(shard: number): Promise<void> {
+    const gate = this.gate as LeaseGate;
+    const idle = this.controller?.whenIdle((key) => gate.shardOf(key) === shard) ?? Promise.resolve();
+    let timer: Timer | undefined;
+    await Promise.race([idle, new Promise<void>((resolve) => (timer = this.clock.setTimer(resolve, this.config.renewDeadlineMs)))]);
+    timer?.cancel();
   }
 
   /** Queues every cached primary key of `shard` (all keys without leader election). */

@@ -17,6 +17,10 @@ export interface InvalidSpec {
 
 export const CONTENT_HASH_ANNOTATION = 'ha-operator.example.com/content-sha256';
 
+/** Every child carries this label, so the operator can cache its children and nothing else. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'ha-operator';
+
 const SERVICE_PORT = 80;
 // The unprivileged nginx image listens here because a non-root user cannot bind below 1024.
 const CONTAINER_PORT = 8080;
@@ -94,7 +98,7 @@ function selectorLabels(website: Website): Record<string, string> {
 }
 
 function labels(website: Website): Record<string, string> {
-  return { ...selectorLabels(website), 'app.kubernetes.io/managed-by': 'ha-operator' };
+  return { ...selectorLabels(website), [MANAGED_BY_LABEL]: MANAGED_BY };
 }
 
 function childMetadata(website: Website, name: string) {

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import {
-  ApiException,
   ApiextensionsV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -15,17 +14,8 @@ import { ControlPlane } from '../../hack/controlplane/plane.ts';
 import { isAlive } from '../../hack/controlplane/process.ts';
 import { adminKubeConfig, cluster, freshNamespace } from './support/cluster.ts';
 import { waitForObject } from './support/wait.ts';
+import { apiError } from './support/api.ts';
 
-/** Resolves with the ApiException a call rejects with, failing the test if it succeeds. */
-async function apiError(call: Promise<unknown>): Promise<ApiException<unknown>> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof ApiException) return error;
-    throw error;
-  }
-  throw new Error('expected the API server to refuse the call');
-}
 
 describe('the local control plane', () => {
   const kc = (): KubeConfig => adminKubeConfig();

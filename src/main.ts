@@ -1,0 +1,78 @@
+/**
+ * Wiring only: read the configuration, build the pieces, handle signals.
+ * Replace registerWebsiteController (and crds/) when you copy the project.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError, loadConfig, type Config } from './runtime/config.ts';
+import { createLogger, type Logger } from './runtime/logging.ts';
+import { Manager } from './runtime/manager.ts';
+import { OperatorMetrics } from './runtime/metrics.ts';
+import { registerWebsiteController } from './website/controller.ts';
+
+const FIELD_MANAGER = 'ha-operator';
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`ha-operator: invalid configuration\n${error.message}\n`);
+    process.exit(2);
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const manager = new Manager({ config, kubeConfig, logger, metrics: new OperatorMetrics(), fieldManager: FIELD_MANAGER });
+  registerWebsiteController(manager);
+
+  let stopping = false;
+  const stop = async (reason: string, exitCode: number): Promise<void> => {
+    if (stopping) {
+      logger.warn('second signal: exiting at once', { reason });
+      process.exit(1);
+    }
+    stopping = true;
+    try {
+      await manager.shutdown(reason);
+    } catch (error) {
+      logger.error('shutdown failed', { error });
+      exitCode = 1;
+    }
+    await exit(logger, exitCode);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  process.on('SIGINT', () => void stop('SIGINT', 0));
+  process.on('uncaughtException', (error) => {
+    logger.error('uncaught exception', { error });
+    void stop('uncaught exception', 1);
+  });
+  process.on('unhandledRejection', (error) => {
+    logger.error('unhandled rejection', { error });
+    void stop('unhandled rejection', 1);
+  });
+
+  logger.info('starting', {
+    identity: config.podName,
+    leaderElection: config.leaderElection,
+    lease: `${config.leaseNamespace}/${config.leaseName}`,
+    shards: config.shards,
+    server: kubeConfig.getCurrentCluster()?.server,
+  });
+  await manager.start((reason) => void stop(reason, 1));
+  logger.info('running', { httpPort: manager.httpPort });
+}
+
+/** Flushes the log stream before exiting, so the last lines of the shutdown are not lost. */
+async function exit(logger: Logger, code: number): Promise<never> {
+  await new Promise<void>((resolve) => {
+    logger.on('finish', resolve);
+    logger.end();
+  });
+  process.exit(code);
+}
+
+await main();

@@ -1,0 +1,384 @@
+import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import { CoordinationV1Api, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+
+import { systemClock, type Clock } from '../../../src/runtime/clock.ts';
+import { LeaseElector, JITTER_FACTOR, type LeaseTiming } from '../../../src/runtime/elector.ts';
+import { createLogger } from '../../../src/runtime/logging.ts';
+import { OperatorMetrics } from '../../../src/runtime/metrics.ts';
+import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
+
+/**
+ * In-process LeaseElectors against the real API server. Every elector runs on
+ * the system clock (or a wall-shifted copy of it), so performance.now() here
+ * is the same monotonic clock the electors judge expiry by.
+ */
+
+const LEASE = 'ha-operator';
+// leaseDurationSeconds is a whole number on the Lease, so the duration is too.
+const TIMING: LeaseTiming = { leaseDurationMs: 2_000, renewDeadlineMs: 1_500, retryPeriodMs: 300 };
+/** The longest a standby may take after expiry: one jittered poll (its watch and expiry timer usually make it ~0). */
+const MAX_POLL_MS = TIMING.retryPeriodMs * JITTER_FACTOR;
+/** Room for the acquisition's own GET and PUT and for a loaded machine. */
+const MARGIN_MS = 300;
+const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+
+/** One successful lease write by an elector, timed on the shared monotonic clock. */
+interface LeaseWrite {
+  verb: 'create' | 'replace';
+  /** When the request was sent: the server applied it later. */
+  sentMs: number;
+  /** When the response arrived: the server applied it earlier. */
+  answeredMs: number;
+  spec: V1LeaseSpec;
+}
+
+interface Candidate {
+  identity: string;
+  elector: LeaseElector;
+  /** Every successful create/replace of the lease by this elector, in order. */
+  writes: LeaseWrite[];
+  /** performance.now() at each onStartedLeading. */
+  startedAt: number[];
+  stoppedReasons: string[];
+  /** Resolves at this candidate's next onStartedLeading with its time. */
+  nextStart(): Promise<number>;
+  /** Resolves at the next successful write matching `predicate` (or one already made). */
+  write(predicate: (w: LeaseWrite) => boolean): Promise<LeaseWrite>;
+}
+
+/** A clock whose wall time is shifted by `offsetMs`; monotonic time and timers are the system's. */
+function wallShifted(offsetMs: number): Clock {
+  return {
+    monotonicMs: () => systemClock.monotonicMs(),
+    wallNow: () => new Date(Date.now() + offsetMs),
+    setTimer: (fn, delayMs) => systemClock.setTimer(fn, delayMs),
+  };
+}
+
+describe('LeaseElector against the API server', function () {
+  this.timeout(30_000);
+  let namespace: string;
+  let leases: CoordinationV1Api;
+  let candidates: Candidate[];
+  let logLines: string[];
+
+  beforeEach(async () => {
+    namespace = await freshNamespace('elector');
+    leases = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    candidates = [];
+    logLines = [];
+  });
+
+  afterEach(async function () {
+    await Promise.all(candidates.map((c) => c.elector.stop(false)));
+    if (this.currentTest?.state === 'failed') console.log(logLines.join(''));
+  });
+
+  /**
+   * `beforeRead` is awaited before each read of the lease is sent, as a
+   * request queued behind a broken connection waits before it goes out.
+   */
+  function candidate(identity: string, options: { clock?: Clock; watch?: boolean; beforeRead?: () => Promise<void> } = {}): Candidate {
+    const writes: LeaseWrite[] = [];
+    const startedAt: number[] = [];
+    const stoppedReasons: string[] = [];
+    const startWaiters: ((atMs: number) => void)[] = [];
+    const writeWaiters = new Set<{ predicate: (w: LeaseWrite) => boolean; resolve: (w: LeaseWrite) => void }>();
+    const record = (write: LeaseWrite): void => {
+      writes.push(write);
+      for (const waiter of writeWaiters) {
+        if (waiter.predicate(write)) {
+          writeWaiters.delete(waiter);
+          waiter.resolve(write);
+        }
+      }
+    };
+    const api = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    // Times every successful write, so bounds can be stated against what the server really holds.
+    const recording = new Proxy(api, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (property === 'readNamespacedLease' && options.beforeRead) {
+          const read = value as (...args: unknown[]) => Promise<V1Lease>;
+          const beforeRead = options.beforeRead;
+          return async (...args: unknown[]): Promise<V1Lease> => {
+            await beforeRead();
+            return read.apply(target, args);
+          };
+        }
+        if (property !== 'createNamespacedLease' && property !== 'replaceNamespacedLease') return value;
+        const call = value as (...args: unknown[]) => Promise<V1Lease>;
+        return async (...args: unknown[]): Promise<V1Lease> => {
+          const sentMs = performance.now();
+          const lease = await call.apply(target, args);
+          record({ verb: property === 'createNamespacedLease' ? 'create' : 'replace', sentMs, answeredMs: performance.now(), spec: lease.spec ?? {} });
+          return lease;
+        };
+      },
+    });
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logLines.push(chunk.toString());
+        done();
+      },
+    });
+    const elector = new LeaseElector({
+      ...TIMING,
+      leases: recording,
+      kubeConfig: adminKubeConfig(),
+      namespace,
+      name: LEASE,
+      identity,
+      watch: options.watch ?? true,
+      logger: createLogger({ level: 'debug', format: 'json', stream: sink }),
+      metrics: new OperatorMetrics().leaderMetrics(),
+      ...(options.clock ? { clock: options.clock } : {}),
+      onStartedLeading: () => {
+        const atMs = performance.now();
+        startedAt.push(atMs);
+        for (const resolve of startWaiters.splice(0)) resolve(atMs);
+      },
+      onStoppedLeading: (reason) => stoppedReasons.push(reason),
+    });
+    const c: Candidate = {
+      identity,
+      elector,
+      writes,
+      startedAt,
+      stoppedReasons,
+      nextStart: () => new Promise((resolve) => startWaiters.push(resolve)),
+      write: (predicate) => {
+        const done = writes.find(predicate);
+        if (done) return Promise.resolve(done);
+        return new Promise((resolve) => writeWaiters.add({ predicate, resolve }));
+      },
+    };
+    candidates.push(c);
+    return c;
+  }
+
+  async function readLease(): Promise<V1LeaseSpec> {
+    return (await leases.readNamespacedLease({ namespace, name: LEASE })).spec ?? {};
+  }
+
+  /** Starts `c` and resolves once it leads. */
+  async function lead(c: Candidate): Promise<number> {
+    const started = c.nextStart();
+    c.elector.start();
+    return started;
+  }
+
+  /** The first renewal by `c` sent more than `delayMs` from now: by then a standby started now has read the lease and watches it. */
+  function renewalAfter(c: Candidate, delayMs: number): Promise<LeaseWrite> {
+    const thresholdMs = performance.now() + delayMs;
+    return c.write((w) => w.spec.holderIdentity === c.identity && w.sentMs > thresholdMs);
+  }
+
+  /** The leader's last successful renewal that the server applied. */
+  function lastRenewal(c: Candidate): LeaseWrite {
+    const renewals = c.writes.filter((w) => w.spec.holderIdentity === c.identity);
+    expect(renewals, `${c.identity} never wrote the lease`).to.not.be.empty;
+    return renewals.at(-1)!;
+  }
+
+  /**
+   * Resolves once `leader` has kept renewing for longer than a standby that
+   * started at `sinceMs` could possibly wait before seeing the lease expire.
+   */
+  function renewedThroughExpiryWindow(leader: Candidate, sinceMs: number): Promise<LeaseWrite> {
+    const windowEndMs = sinceMs + TIMING.leaseDurationMs + MAX_POLL_MS + MARGIN_MS;
+    return leader.write((w) => w.spec.holderIdentity === leader.identity && w.sentMs > windowEndMs);
+  }
+
+  it('lets exactly one of two electors that start together lead, and keeps it leading', async () => {
+    const a = candidate('a');
+    const b = candidate('b');
+    const startedMs = performance.now();
+    const first = Promise.race([a.nextStart().then(() => a), b.nextStart().then(() => b)]);
+    a.elector.start();
+    b.elector.start();
+    const leader = await first;
+    const standby = leader === a ? b : a;
+    expect(leader.elector.isLeader()).to.be.true;
+    expect(standby.elector.isLeader()).to.be.false;
+
+    // The standby campaigns for longer than any expiry could take while the leader renews: it never leads.
+    await renewedThroughExpiryWindow(leader, startedMs);
+    expect(standby.startedAt, 'the standby led while the leader renewed').to.be.empty;
+    expect(leader.startedAt).to.have.length(1);
+    expect(leader.stoppedReasons).to.be.empty;
+    expect(standby.writes.filter((w) => w.spec.holderIdentity === standby.identity)).to.be.empty;
+    expect(standby.elector.observedHolder()).to.equal(leader.identity);
+
+    const spec = await readLease();
+    expect(spec.holderIdentity).to.equal(leader.identity);
+    expect(spec.leaseTransitions).to.equal(0);
+    expect(spec.leaseDurationSeconds).to.equal(TIMING.leaseDurationMs / 1000);
+  });
+
+  it('writes acquireTime and renewTime as MicroTimes the server accepts, keeping acquireTime across renewals', async () => {
+    const a = candidate('a');
+    const before = Date.now();
+    await lead(a);
+    const created = a.writes[0]!;
+    expect(created.verb).to.equal('create');
+    const renewal = await a.write((w) => w.verb === 'replace');
+    const after = Date.now();
+
+    for (const spec of [created.spec, renewal.spec, await readLease()]) {
+      // The server echoes what it stored: RFC 3339 with six fractional digits.
+      expect(String(spec.acquireTime)).to.match(MICRO_TIME);
+      expect(String(spec.renewTime)).to.match(MICRO_TIME);
+      expect(Date.parse(String(spec.renewTime))).to.be.within(before - 1, after + 1);
+    }
+    expect(String(renewal.spec.acquireTime)).to.equal(String(created.spec.acquireTime));
+    expect(Date.parse(String(renewal.spec.renewTime))).to.be.greaterThan(Date.parse(String(created.spec.renewTime)));
+    expect(renewal.spec.leaseTransitions).to.equal(0);
+  });
+
+  it('counts one leaseTransition per change of holder, none per renewal or release', async () => {
+    const a = candidate('a');
+    await lead(a);
+    await a.write((w) => w.verb === 'replace');
+    expect((await readLease()).leaseTransitions).to.equal(0);
+
+    // a → b by release.
+    const b = candidate('b');
+    b.elector.start();
+    await renewalAfter(a, TIMING.retryPeriodMs);
+    const bLeads = b.nextStart();
+    await a.elector.stop(true);
+    const release = a.writes.at(-1)!;
+    expect(release.spec.holderIdentity).to.equal('');
+    expect(release.spec.leaseTransitions, 'a release is not a transition').to.equal(0);
+    await bLeads;
+    let spec = await readLease();
+    expect(spec.holderIdentity).to.equal('b');
+    expect(spec.leaseTransitions).to.equal(1);
+
+    // b → c by expiry (b stops renewing without a release).
+    const c = candidate('c');
+    c.elector.start();
+    await renewalAfter(b, TIMING.retryPeriodMs);
+    const cLeads = c.nextStart();
+    await b.elector.stop(false);
+    await cLeads;
+    spec = await readLease();
+    expect(spec.holderIdentity).to.equal('c');
+    expect(spec.leaseTransitions).to.equal(2);
+
+    // Renewals by c change nothing.
+    const acquired = String(spec.acquireTime);
+    await c.write((w) => w.verb === 'replace' && w.spec.holderIdentity === 'c' && String(w.spec.acquireTime) === acquired);
+    expect((await readLease()).leaseTransitions).to.equal(2);
+  });
+
+  it('releases on stop(true) (holder "", leaseDurationSeconds 1) and the watching standby takes over at once', async () => {
+    const a = candidate('a');
+    const b = candidate('b');
+    await lead(a);
+    b.elector.start();
+    const seen = await renewalAfter(a, TIMING.retryPeriodMs);
+    expect(b.startedAt).to.be.empty;
+
+    const bLeads = b.nextStart();
+    await a.elector.stop(true);
+    const release = a.writes.at(-1)!;
+    expect(release.spec).to.include({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: seen.spec.leaseTransitions });
+    expect(a.stoppedReasons).to.deep.equal(['stopped']);
+    expect(a.elector.isLeader()).to.be.false;
+
+    const leadMs = await bLeads;
+    const handoverMs = leadMs - release.answeredMs;
+    console.log(`      handover after release: ${handoverMs.toFixed(1)} ms`);
+    // Far below a lease duration: the standby acted on the release, not on expiry.
+    expect(handoverMs).to.be.below(1_000);
+    const spec = await readLease();
+    expect(spec).to.include({ holderIdentity: 'b', leaseDurationSeconds: TIMING.leaseDurationMs / 1000, leaseTransitions: 1 });
+  });
+
+  it('after a crash-like stop(false), the standby leads leaseDuration after it last saw a change, not before', async () => {
+    const a = candidate('a');
+    const b = candidate('b');
+    await lead(a);
+    b.elector.start();
+    await renewalAfter(a, TIMING.retryPeriodMs);
+
+    const bLeads = b.nextStart();
+    await a.elector.stop(false);
+    expect(a.writes.at(-1)!.spec.holderIdentity, 'stop(false) must not release').to.equal('a');
+    const last = lastRenewal(a);
+    const leadMs = await bLeads;
+
+    // b cannot have seen a's last renewal before a sent it, nor much after a got the answer.
+    const sinceSent = leadMs - last.sentMs;
+    const sinceAnswered = leadMs - last.answeredMs;
+    console.log(`      takeover after the last renewal: ${sinceAnswered.toFixed(0)} ms (lease ${TIMING.leaseDurationMs} ms)`);
+    expect(sinceSent, 'the standby took a lease that had not expired').to.be.greaterThan(TIMING.leaseDurationMs);
+    expect(sinceAnswered).to.be.at.most(TIMING.leaseDurationMs + MAX_POLL_MS + MARGIN_MS);
+    expect((await readLease()).holderIdentity).to.equal('b');
+  });
+
+  it('judges expiry from when a read was answered, not sent: a read held up in a partition does not backdate it', async () => {
+    const a = candidate('a');
+    let hold: Promise<void> | undefined;
+    let release = (): void => undefined;
+    let onHeld = (): void => undefined;
+    const held = new Promise<void>((resolve) => (onHeld = resolve));
+    // Polling only, so the held read is b's only way to see the lease.
+    const b = candidate('b', {
+      watch: false,
+      beforeRead: async () => {
+        if (!hold) return;
+        onHeld();
+        await hold;
+      },
+    });
+    await lead(a);
+    b.elector.start();
+    await renewalAfter(a, TIMING.retryPeriodMs);
+
+    hold = new Promise((resolve) => (release = resolve));
+    await held;
+    // The held read goes out only after a has renewed for a while longer, then stopped.
+    await renewalAfter(a, TIMING.leaseDurationMs - TIMING.renewDeadlineMs + MARGIN_MS);
+    const bLeads = b.nextStart();
+    await a.elector.stop(false);
+    const last = lastRenewal(a);
+    hold = undefined;
+    release();
+
+    const leadMs = await bLeads;
+    console.log(`      takeover after the last renewal: ${(leadMs - last.answeredMs).toFixed(0)} ms (lease ${TIMING.leaseDurationMs} ms)`);
+    expect(leadMs - last.sentMs, 'the standby dated the record to when its read was sent').to.be.greaterThan(TIMING.leaseDurationMs);
+  });
+
+  for (const offsetMin of [10, -10]) {
+    it(`a standby whose wall clock is ${offsetMin > 0 ? 'ahead' : 'behind'} by ${Math.abs(offsetMin)} minutes judges expiry by its monotonic clock`, async () => {
+      const offsetMs = offsetMin * 60_000;
+      const a = candidate('a');
+      const b = candidate('b', { clock: wallShifted(offsetMs) });
+      await lead(a);
+      const bStartedMs = performance.now();
+      b.elector.start();
+
+      // A live lease: with renewTime compared to its wall clock, b would take it at once (ahead) or never (behind).
+      await renewedThroughExpiryWindow(a, bStartedMs);
+      expect(b.startedAt, 'the skewed standby took a live lease').to.be.empty;
+      expect(a.stoppedReasons).to.be.empty;
+
+      const bLeads = b.nextStart();
+      await a.elector.stop(false);
+      const last = lastRenewal(a);
+      const leadMs = await bLeads;
+      expect(leadMs - last.sentMs).to.be.greaterThan(TIMING.leaseDurationMs);
+      expect(leadMs - last.answeredMs).to.be.at.most(TIMING.leaseDurationMs + MAX_POLL_MS + MARGIN_MS);
+
+      // b wrote its own (shifted) wall time: the skew was real.
+      const spec = await readLease();
+      expect(spec.holderIdentity).to.equal('b');
+      expect(Date.parse(String(spec.renewTime)) - Date.now()).to.be.closeTo(offsetMs, 5_000);
+    });
+  }
+});

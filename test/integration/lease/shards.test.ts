@@ -1,0 +1,108 @@
+import { resolve } from 'node:path';
+import { expect } from 'chai';
+import type { V1Lease } from '@kubernetes/client-node';
+import { Replica, REPO_ROOT } from '../../../hack/lib/replica.ts';
+import { Informer } from '../../../src/runtime/informer.ts';
+import { createLogger } from '../../../src/runtime/logging.ts';
+import { MEMBER_GROUP_LABEL } from '../../../src/runtime/membership.ts';
+import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
+
+const SHARDS = 6;
+const quietLogger = createLogger({ level: 'error', format: 'json' });
+
+/** Holder of each shard lease `ha-operator-<i>`, '' when free or not yet created. */
+type Holders = string[];
+
+describe('elected shards', function () {
+  this.timeout(120_000);
+  let replicas: Replica[] = [];
+  let leases: Informer<V1Lease> | undefined;
+
+  afterEach(async () => {
+    await Promise.all(replicas.map((r) => r.stop(5_000)));
+    replicas = [];
+    await leases?.stop();
+  });
+
+  it('spreads 6 shards evenly over 3 replicas and moves a killed replica\'s shards to the others', async () => {
+    await cluster().kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
+    const namespace = await freshNamespace('shards');
+    leases = new Informer<V1Lease>({
+      kubeConfig: adminKubeConfig(),
+      resource: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespace },
+      logger: quietLogger,
+    });
+    const holders = (): Holders => Array.from({ length: SHARDS }, (_, i) => leases!.get(`${namespace}/ha-operator-${i}`)?.spec?.holderIdentity ?? '');
+    const until = (predicate: (h: Holders) => boolean, what: string): Promise<Holders> =>
+      new Promise((resolvePromise, reject) => {
+        const check = (): boolean => {
+          const h = holders();
+          if (!predicate(h)) return false;
+          unsubscribe();
+          clearTimeout(timer);
+          resolvePromise(h);
+          return true;
+        };
+        const unsubscribe = leases!.subscribe(() => void check());
+        const timer = setTimeout(() => {
+          unsubscribe();
+          const logs = replicas.map((r) => `--- ${r.name}\n${r.lines.filter((l) => l.level !== 'debug' || /lease/.test(l.text)).slice(-25).map((l) => l.text).join('\n')}`);
+          reject(new Error(`timed out waiting for ${what}; holders: ${JSON.stringify(holders())}\n${logs.join('\n')}`));
+        }, 60_000);
+        check();
+      });
+    leases.start();
+    await leases.whenSynced();
+
+    replicas = await Promise.all(['a', 'b', 'c'].map((name) => Replica.start({
+      name,
+      kubeconfig: cluster().kubeconfigPath,
+      leaseNamespace: namespace,
+      watchNamespace: namespace,
+      env: { SHARDS: String(SHARDS), HTTP_PORT: '0' },
+    })));
+
+    const even = await until((h) => h.every(Boolean) && countsOf(h).every(([, n]) => n === 2) && countsOf(h).length === 3, 'two shards per replica');
+    expect(countsOf(even).map(([name]) => name).sort()).to.deep.equal(['a', 'b', 'c']);
+    const members = [...leases.list()].filter((l) => l.metadata?.labels?.[MEMBER_GROUP_LABEL] === 'ha-operator');
+    expect(members.map((l) => l.spec?.holderIdentity).sort()).to.deep.equal(['a', 'b', 'c']);
+
+    const victim = replicas.find((r) => r.name === 'c')!;
+    const victimShards = even.flatMap((holder, shard) => (holder === 'c' ? [shard] : []));
+    victim.sigkill();
+    await victim.exited;
+
+    const after = await until((h) => h.every((holder) => holder === 'a' || holder === 'b') && countsOf(h).every(([, n]) => n === 3),
+      'the killed replica\'s shards on the two others, three each');
+    for (const shard of victimShards) expect(after[shard]).to.be.oneOf(['a', 'b']);
+    // Shards that were not the victim's stayed where they were: a crash moves only what it must.
+    for (const [shard, holder] of even.entries()) if (holder !== 'c') expect(after[shard]).to.equal(holder);
+
+    // Each survivor's own log agrees with the leases: it believes it leads exactly the shards it holds.
+    for (const replica of replicas.filter((r) => r !== victim)) {
+      const held = after.flatMap((holder, shard) => (holder === replica.name ? [`${namespace}/ha-operator-${shard}`] : []));
+      // The lease write is visible through the watch before the replica's log line reaches us.
+      const agrees = (): boolean => JSON.stringify(leadsNow(replica).sort()) === JSON.stringify(held.sort());
+      await replica.waitForLog(agrees, 10_000, { description: `${replica.name} leading exactly ${held.join(', ')}` })
+        .catch(() => expect(leadsNow(replica).sort(), `${replica.name}'s own view`).to.deep.equal(held.sort()));
+    }
+  });
+});
+
+function countsOf(holders: Holders): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const holder of holders) if (holder) counts.set(holder, (counts.get(holder) ?? 0) + 1);
+  return [...counts];
+}
+
+/** The leases a replica's log says it leads now: 'started leading' not followed by 'stopped leading'. */
+function leadsNow(replica: Replica): string[] {
+  const leading = new Set<string>();
+  for (const line of replica.lines) {
+    const lease = line.json?.lease;
+    if (typeof lease !== 'string') continue;
+    if (line.message === 'started leading') leading.add(lease);
+    if (line.message === 'stopped leading') leading.delete(lease);
+  }
+  return [...leading];
+}

@@ -1,0 +1,166 @@
+import { join } from 'node:path';
+import { expect } from 'chai';
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { Replica, type LogLine } from '../../../hack/lib/replica.ts';
+import { MEMBER_GROUP_LABEL } from '../../../src/runtime/membership.ts';
+import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
+import { WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
+import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
+import { waitForObject } from '../support/wait.ts';
+
+/**
+ * The operator (node src/main.ts, as OS processes) outside the cluster,
+ * authenticated with a token of the ServiceAccount from manifests/base and so
+ * holding exactly the permissions of manifests/base/rbac.yaml, against the
+ * RBAC-enforcing API server. It is configured as the Deployment configures it:
+ * POD_NAMESPACE=ha-operator (the Lease lives there), every namespace watched.
+ */
+
+const OPERATOR_NAMESPACE = 'ha-operator';
+const repoRoot = join(import.meta.dirname, '..', '..', '..');
+
+/** A line that shows the API server refused something for lack of permission. */
+function forbidden(line: LogLine): boolean {
+  return /\b403\b|forbidden/i.test(line.text);
+}
+
+/** Starts a replica as the operator ServiceAccount, configured like the Deployment in manifests/base. */
+function startReplica(name: string, kubeconfig: string, env: Record<string, string> = {}): Promise<Replica> {
+  return Replica.start({
+    name,
+    kubeconfig,
+    // Placeholders: LEASE_NAMESPACE is removed below so that it defaults to POD_NAMESPACE, as in the pod.
+    leaseNamespace: OPERATOR_NAMESPACE,
+    watchNamespace: '',
+    env: { LEASE_NAMESPACE: undefined, POD_NAMESPACE: OPERATOR_NAMESPACE, ...env },
+  });
+}
+
+/** Resolves with whichever replica logs `message` first. */
+async function first(replicas: Replica[], message: string, timeoutMs: number): Promise<Replica> {
+  return Promise.any(replicas.map(async (r) => {
+    await r.waitForMessage(message, timeoutMs);
+    return r;
+  }));
+}
+
+describe('manifests: the operator runs with exactly the RBAC of its ServiceAccount', function () {
+  this.timeout(120_000);
+  let kubeconfig: string;
+  const replicas: Replica[] = [];
+
+  before(async () => {
+    await cluster().kubectl(['apply', '-k', join(repoRoot, 'manifests')]);
+    await waitForObject<V1CustomResourceDefinition>(adminKubeConfig(), '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+      `${WEBSITE_PLURAL}.${WEBSITE_GROUP}`,
+      (c) => c?.status?.conditions?.some((cond) => cond.type === 'Established' && cond.status === 'True') ?? false);
+    const { status } = await adminKubeConfig().makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+      namespace: OPERATOR_NAMESPACE,
+      name: 'ha-operator',
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
+    kubeconfig = await cluster().writeKubeconfig(join(cluster().dir, 'ha-operator-operator-test.kubeconfig'), { token: status!.token! });
+  });
+
+  const createdNamespaces: string[] = [];
+
+  afterEach(async () => {
+    const stopping = replicas.splice(0);
+    await Promise.all(stopping.map((r) => r.stop()));
+  });
+
+  after(async () => {
+    // The Website and its children must not be reconciled by operators of later tests.
+    const core = adminKubeConfig().makeApiClient(CoreV1Api);
+    await Promise.all(createdNamespaces.splice(0).map((name) => core.deleteNamespace({ name })));
+  });
+
+  it('elects a leader, reconciles a Website and its status, records Events and hands over on SIGTERM, with no 403', async () => {
+    const a = await startReplica('sa-a', kubeconfig);
+    const b = await startReplica('sa-b', kubeconfig);
+    replicas.push(a, b);
+    const leader = await first([a, b], 'started leading', 30_000);
+    const standby = leader === a ? b : a;
+    await standby.waitForMessage('caches synced', 30_000);
+
+    const namespace = await freshNamespace('sa-op');
+    createdNamespaces.push(namespace);
+    const custom = adminKubeConfig().makeApiClient(CustomObjectsApi);
+    const created = (await custom.createNamespacedCustomObject({
+      group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace,
+      body: { apiVersion: `${WEBSITE_GROUP}/${WEBSITE_VERSION}`, kind: WEBSITE_KIND, metadata: { name: 'home' }, spec: { replicas: 2 } },
+    })) as Website;
+
+    // Status written by server-side apply of the status subresource (patch).
+    const website = (await waitForObject<Website>(adminKubeConfig(),
+      `/apis/${WEBSITE_GROUP}/${WEBSITE_VERSION}/namespaces/${namespace}/${WEBSITE_PLURAL}`, 'home',
+      (w) => w?.status?.observedGeneration === created.metadata.generation && (w.status.conditions?.length ?? 0) > 0))!;
+    expect(website.status?.url).to.equal(`http://home.${namespace}.svc.cluster.local:80`);
+
+    // Children created by server-side apply (create + patch), owned by the Website.
+    const owned = { uid: created.metadata.uid, controller: true, blockOwnerDeletion: true };
+    const core = adminKubeConfig().makeApiClient(CoreV1Api);
+    const deployment = await adminKubeConfig().makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'home' });
+    expect(deployment.spec?.replicas).to.equal(2);
+    expect(deployment.metadata?.ownerReferences?.[0]).to.include(owned);
+    expect((await core.readNamespacedService({ namespace, name: 'home' })).metadata?.ownerReferences?.[0]).to.include(owned);
+    expect((await core.readNamespacedConfigMap({ namespace, name: 'home-content' })).metadata?.ownerReferences?.[0]).to.include(owned);
+
+    // Events created through events.k8s.io/v1.
+    const events = await adminKubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace });
+    expect(events.items.filter((e) => e.reportingController === REPORTING_CONTROLLER), 'events by the operator').to.not.be.empty;
+
+    // Only the leader wrote.
+    const writes = (r: Replica) => r.messages('write', (l) => l.json?.key === `${namespace}/home`).length;
+    expect(writes(leader)).to.be.greaterThan(0);
+    expect(writes(standby)).to.equal(0);
+
+    // SIGTERM: the leader releases the Lease (update), the standby sees it on its watch and takes over.
+    leader.sigterm();
+    await leader.waitForMessage('released lease', 30_000);
+    expect((await leader.exited).code).to.equal(0);
+    await standby.waitForMessage('started leading', 30_000);
+    const lease = await adminKubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: 'ha-operator' });
+    expect(lease.spec?.holderIdentity).to.equal(standby.name);
+
+    const refused = [...a.lines, ...b.lines].filter(forbidden);
+    expect(refused.map((l) => `[${l.replica}] ${l.text}`), 'lines about refused requests').to.deep.equal([]);
+  });
+
+  it('with SHARDS=6 (overlays/sharded) the replicas lead six shard Leases and keep membership Leases in ha-operator, with no 403', async () => {
+    const leaseName = 'ha-operator-sa-sharded';
+    const env = { SHARDS: '6', LEASE_NAME: leaseName };
+    const a = await startReplica('sa-shard-a', kubeconfig, env);
+    const b = await startReplica('sa-shard-b', kubeconfig, env);
+    replicas.push(a, b);
+    const leases = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const names = Array.from({ length: 6 }, (_, shard) => `${leaseName}-${shard}`);
+    for (const name of names) {
+      await waitForObject(adminKubeConfig(), `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NAMESPACE}/leases`, name,
+        (l) => [a.name, b.name].includes((l as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity ?? ''));
+    }
+    const holders = await Promise.all(names.map(async (name) => (await leases.readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name })).spec?.holderIdentity));
+    expect(holders.every((h) => h === a.name || h === b.name)).to.equal(true);
+
+    // Each replica heartbeats a membership Lease (create/update), lists and watches
+    // the group's (list/watch), and deletes its own on shutdown (delete).
+    const members = async () => (await leases.listNamespacedLease({ namespace: OPERATOR_NAMESPACE, labelSelector: `${MEMBER_GROUP_LABEL}=${leaseName}` }))
+      .items.map((l) => l.metadata?.name).sort();
+    const memberNames = [a, b].map((r) => `${leaseName}-member-${r.name}`);
+    for (const name of memberNames) {
+      await waitForObject(adminKubeConfig(), `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NAMESPACE}/leases`, name, (l) => l !== undefined);
+    }
+    expect(await members()).to.deep.equal(memberNames);
+    await Promise.all(replicas.splice(0).map(async (r) => expect((await r.stop()).code).to.equal(0)));
+    expect(await members()).to.deep.equal([]);
+    const refused = [...a.lines, ...b.lines].filter(forbidden);
+    expect(refused.map((l) => `[${l.replica}] ${l.text}`), 'lines about refused requests').to.deep.equal([]);
+  });
+});
