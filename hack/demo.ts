@@ -39,7 +39,7 @@ const replicas = await Promise.all(['replica-a', 'replica-b'].map((name, i) => R
   watchNamespace: NAMESPACE,
   env: {
     LOG_FORMAT: 'text',
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
     HTTP_PORT: '0',
     // The production timings, so what you see is what a cluster sees.
     LEASE_DURATION_SECONDS: '15',
@@ -47,6 +47,7 @@ const replicas = await Promise.all(['replica-a', 'replica-b'].map((name, i) => R
     RETRY_PERIOD_SECONDS: '2',
   },
   onLine: (line) => console.log(`${colours[i]}[${name}]\x1b[0m ${line.text}`),
+  ownProcessGroup: true,
 })));
 
 const samples = readdirSync(join(REPO_ROOT, 'samples')).filter((f) => f.endsWith('.yaml')).map((f) => join(REPO_ROOT, 'samples', f));

@@ -17,12 +17,15 @@ export class ManagedProcess {
   /** Set when the binary could not be started at all (missing, not executable). */
   spawnError: Error | undefined;
 
-  constructor(name: string, binary: string, args: string[], logPath: string, detached = false) {
+  constructor(name: string, binary: string, args: string[], logPath: string, outliveParent = false) {
     this.name = name;
     this.logPath = logPath;
     const out = openSync(logPath, 'a');
     try {
-      this.child = spawn(binary, args, { stdio: ['ignore', out, out], detached });
+      // Always a process group of its own: a Ctrl-C in the terminal must reach only the harness,
+      // which then stops the plane in order — an apiserver that got the SIGINT too would be
+      // shutting down while the operator replicas still release their leases through it.
+      this.child = spawn(binary, args, { stdio: ['ignore', out, out], detached: true });
     } finally {
       closeSync(out);
     }
@@ -39,7 +42,7 @@ export class ManagedProcess {
         resolve(null);
       });
     });
-    if (detached) this.child.unref();
+    if (outliveParent) this.child.unref();
     else live.add(this);
   }
 

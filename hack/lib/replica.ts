@@ -4,7 +4,7 @@
  * benchmarks. Every line it writes is kept, with the time it was received;
  * JSON lines are parsed. Tests await lines instead of sleeping:
  *
- *   const a = Replica.start({ name: 'a', kubeconfig, leaseNamespace: ns, watchNamespace: ns });
+ *   const a = await Replica.start({ name: 'a', kubeconfig, leaseNamespace: ns, watchNamespace: ns });
  *   await a.waitForMessage('started leading', 10_000);
  *   a.sigterm();
  *   expect((await a.exited).code).to.equal(0);
@@ -51,6 +51,12 @@ export interface ReplicaOptions {
   nodeArgs?: string[];
   /** Called with every line as it arrives (to stream a replica's log while debugging, say). */
   onLine?: (line: LogLine) => void;
+  /**
+   * Run in a process group of its own, so a Ctrl-C in the terminal reaches only
+   * the harness, which then stops the replica with one SIGTERM (a second signal
+   * would make the replica exit at once).
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface LogLine {
@@ -123,6 +129,7 @@ export class Replica {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.ownProcessGroup ?? false,
     });
     this.spawned = new Promise((resolveSpawn, rejectSpawn) => {
       this.child.once('spawn', resolveSpawn);
