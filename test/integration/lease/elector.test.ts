@@ -23,6 +23,13 @@ const MAX_POLL_MS = TIMING.retryPeriodMs * JITTER_FACTOR;
 const MARGIN_MS = 300;
 const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
+type Verb = 'read' | 'create' | 'replace';
+const VERBS: Record<string, Verb | undefined> = {
+  readNamespacedLease: 'read',
+  createNamespacedLease: 'create',
+  replaceNamespacedLease: 'replace',
+};
+
 /** One successful lease write by an elector, timed on the shared monotonic clock. */
 interface LeaseWrite {
   verb: 'create' | 'replace';
@@ -43,8 +50,20 @@ interface Candidate {
   stoppedReasons: string[];
   /** Resolves at this candidate's next onStartedLeading with its time. */
   nextStart(): Promise<number>;
+  /** Resolves at this candidate's next onStoppedLeading with its time. */
+  nextStop(): Promise<number>;
   /** Resolves at the next successful write matching `predicate` (or one already made). */
   write(predicate: (w: LeaseWrite) => boolean): Promise<LeaseWrite>;
+}
+
+/** `promise`, or a rejection saying `what` if it has not settled within `ms`. */
+async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what} after ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A clock whose wall time is shifted by `offsetMs`; monotonic time and timers are the system's. */
@@ -76,14 +95,16 @@ describe('LeaseElector against the API server', function () {
   });
 
   /**
-   * `beforeRead` is awaited before each read of the lease is sent, as a
-   * request queued behind a broken connection waits before it goes out.
+   * `beforeCall` is awaited before each read, create or replace of the lease
+   * is sent, as a request queued behind a broken connection waits before it
+   * goes out (or fails: let it throw).
    */
-  function candidate(identity: string, options: { clock?: Clock; watch?: boolean; beforeRead?: () => Promise<void> } = {}): Candidate {
+  function candidate(identity: string, options: { clock?: Clock; watch?: boolean; beforeCall?: (verb: Verb) => Promise<void> } = {}): Candidate {
     const writes: LeaseWrite[] = [];
     const startedAt: number[] = [];
     const stoppedReasons: string[] = [];
     const startWaiters: ((atMs: number) => void)[] = [];
+    const stopWaiters: ((atMs: number) => void)[] = [];
     const writeWaiters = new Set<{ predicate: (w: LeaseWrite) => boolean; resolve: (w: LeaseWrite) => void }>();
     const record = (write: LeaseWrite): void => {
       writes.push(write);
@@ -99,20 +120,14 @@ describe('LeaseElector against the API server', function () {
     const recording = new Proxy(api, {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
-        if (property === 'readNamespacedLease' && options.beforeRead) {
-          const read = value as (...args: unknown[]) => Promise<V1Lease>;
-          const beforeRead = options.beforeRead;
-          return async (...args: unknown[]): Promise<V1Lease> => {
-            await beforeRead();
-            return read.apply(target, args);
-          };
-        }
-        if (property !== 'createNamespacedLease' && property !== 'replaceNamespacedLease') return value;
+        const verb = VERBS[property as string];
+        if (!verb) return value;
         const call = value as (...args: unknown[]) => Promise<V1Lease>;
         return async (...args: unknown[]): Promise<V1Lease> => {
+          await options.beforeCall?.(verb);
           const sentMs = performance.now();
           const lease = await call.apply(target, args);
-          record({ verb: property === 'createNamespacedLease' ? 'create' : 'replace', sentMs, answeredMs: performance.now(), spec: lease.spec ?? {} });
+          if (verb !== 'read') record({ verb, sentMs, answeredMs: performance.now(), spec: lease.spec ?? {} });
           return lease;
         };
       },
@@ -139,7 +154,11 @@ describe('LeaseElector against the API server', function () {
         startedAt.push(atMs);
         for (const resolve of startWaiters.splice(0)) resolve(atMs);
       },
-      onStoppedLeading: (reason) => stoppedReasons.push(reason),
+      onStoppedLeading: (reason) => {
+        const atMs = performance.now();
+        stoppedReasons.push(reason);
+        for (const resolve of stopWaiters.splice(0)) resolve(atMs);
+      },
     });
     const c: Candidate = {
       identity,
@@ -148,6 +167,7 @@ describe('LeaseElector against the API server', function () {
       startedAt,
       stoppedReasons,
       nextStart: () => new Promise((resolve) => startWaiters.push(resolve)),
+      nextStop: () => new Promise((resolve) => stopWaiters.push(resolve)),
       write: (predicate) => {
         const done = writes.find(predicate);
         if (done) return Promise.resolve(done);
@@ -320,6 +340,37 @@ describe('LeaseElector against the API server', function () {
     expect((await readLease()).holderIdentity).to.equal('b');
   });
 
+  it('stops leading at renewDeadline while a renewal hangs, without waiting for it to fail', async () => {
+    let partitioned = false;
+    let heal = (): void => undefined;
+    const healed = new Promise<void>((resolve) => (heal = resolve));
+    // Every call during the partition hangs until it heals, then fails: nothing reaches the server.
+    const a = candidate('a', {
+      beforeCall: async () => {
+        if (!partitioned) return;
+        await healed;
+        throw new Error('connection reset: the request was lost in the partition');
+      },
+    });
+    await lead(a);
+    await a.write((w) => w.verb === 'replace');
+    const stops = a.nextStop();
+    partitioned = true;
+
+    let stoppedMs: number;
+    try {
+      stoppedMs = await deadline(stops, TIMING.leaseDurationMs * 2, 'the leader still leads while its renewal hangs');
+    } finally {
+      heal();
+    }
+    const last = lastRenewal(a);
+    console.log(`      stopped leading ${(stoppedMs - last.sentMs).toFixed(0)} ms after the last successful renewal was sent`);
+    expect(a.stoppedReasons).to.deep.equal([`no renewal succeeded within renewDeadline (${TIMING.renewDeadlineMs} ms)`]);
+    expect(a.elector.isLeader()).to.be.false;
+    // The deadline runs from when the elector started that renewal, a moment before it was sent.
+    expect(stoppedMs - last.sentMs).to.be.within(TIMING.renewDeadlineMs - 10, TIMING.renewDeadlineMs + MARGIN_MS);
+  });
+
   it('judges expiry from when a read was answered, not sent: a read held up in a partition does not backdate it', async () => {
     const a = candidate('a');
     let hold: Promise<void> | undefined;
@@ -329,8 +380,8 @@ describe('LeaseElector against the API server', function () {
     // Polling only, so the held read is b's only way to see the lease.
     const b = candidate('b', {
       watch: false,
-      beforeRead: async () => {
-        if (!hold) return;
+      beforeCall: async (verb) => {
+        if (!hold || verb !== 'read') return;
         onHeld();
         await hold;
       },
