@@ -74,10 +74,11 @@ async function measure(namespace: string, env: Record<string, string>, signal: '
   let standby = await start();
   const samples: Sample[] = [];
   for (let i = 0; i < trials; i++) {
+    // The index of the last line received so far: only lines after it count.
+    const after = standby.lines.length - 1;
     const sentAt = performance.now();
     if (signal === 'SIGTERM') leader.sigterm();
     else leader.sigkill();
-    const after = standby.lines.length;
     const led = await standby.waitForMessage('started leading', 60_000, { after });
     const reconciled = await standby.waitForMessage('reconciled', 60_000, { after: led });
     samples.push({ leadMs: led.receivedAtMs - sentAt, reconcileMs: reconciled.receivedAtMs - sentAt });
