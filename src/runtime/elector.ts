@@ -102,7 +102,9 @@ export class LeaseElector {
 
   /** Starts campaigning in the background. */
   start(): void {
-    this.running ??= this.run();
+    if (this.running) return;
+    this.options.metrics.candidate(this.name);
+    this.running = this.run();
   }
 
   isLeader(): boolean {

@@ -58,6 +58,12 @@ export interface QueueReadings {
 }
 
 export interface LeaderMetrics {
+  /**
+   * This replica campaigns for `lease`: its master_status (0) and transitions
+   * (0) series exist from now on, so a standby shows on dashboards before it
+   * ever leads and the first takeover is an increase() from 0, not a new series.
+   */
+  candidate(lease: string): void;
   leading(lease: string, isLeader: boolean): void;
   transitioned(lease: string): void;
   handoverGap(lease: string, seconds: number): void;
@@ -239,6 +245,10 @@ export class OperatorMetrics {
 
   leaderMetrics(): LeaderMetrics {
     return {
+      candidate: (lease) => {
+        this.leaderStatus.set({ name: lease }, 0);
+        this.leaderTransitions.inc({ name: lease }, 0);
+      },
       leading: (lease, isLeader) => this.leaderStatus.set({ name: lease }, isLeader ? 1 : 0),
       transitioned: (lease) => this.leaderTransitions.inc({ name: lease }),
       handoverGap: (lease, seconds) => this.handoverGap.observe({ name: lease }, seconds),

@@ -197,6 +197,15 @@ describe('OperatorMetrics', () => {
       ]);
     });
 
+    it('creates a candidate\'s status and transitions series at 0 before it ever leads', async () => {
+      const metrics = new OperatorMetrics();
+      metrics.leaderMetrics().candidate('ha-operator-3');
+      expect(await lines(metrics)).to.include.members([
+        'leader_election_master_status{name="ha-operator-3"} 0',
+        'leader_election_transitions_total{name="ha-operator-3"} 0',
+      ]);
+    });
+
     it('spans 1 ms to 60 s with the handover and drain buckets', async () => {
       const metrics = new OperatorMetrics();
       metrics.leaderMetrics().handoverGap('ha-operator', 1);
