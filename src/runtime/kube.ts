@@ -11,6 +11,9 @@ import {
 import { type Clock, systemClock } from './clock.ts';
 import type { RestClientMetrics } from './metrics.ts';
 
+/** Every API request (watches excepted: they do not go through these clients) ends by then. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
 /** What client-go counts when no response arrived: refused, reset, TLS failure, abort. */
 export const NO_RESPONSE_CODE = '<error>';
 
@@ -28,10 +31,18 @@ export function instrumentHttpLibrary(
   metrics: RestClientMetrics,
   clock: Clock = systemClock,
   pool: ConnectionPool = {},
+  timeoutMs?: number,
 ): HttpLibrary {
   return wrapHttpLibrary({
     async send(request) {
       reuseConnections(request, pool);
+      // Without a deadline a request lost in a partition waits for undici's 300 s
+      // header timeout, holding up whatever awaits it (a lease renewal, a release).
+      if (timeoutMs !== undefined) {
+        const own = request.getSignal();
+        const deadline = AbortSignal.timeout(timeoutMs);
+        request.setSignal(own ? AbortSignal.any([own, deadline]) : deadline);
+      }
       const method = request.getHttpMethod();
       const host = new URL(request.getUrl()).host;
       const startedMs = clock.monotonicMs();
@@ -89,9 +100,10 @@ export function makeInstrumentedClient<T extends ApiType>(
   apiClass: ApiConstructor<T>,
   metrics: RestClientMetrics,
   clock: Clock = systemClock,
+  timeoutMs: number = DEFAULT_REQUEST_TIMEOUT_MS,
 ): T {
   const { configuration } = kubeConfig.makeApiClient(ConfigurationCapture);
   let pool = pools.get(kubeConfig);
   if (!pool) pools.set(kubeConfig, (pool = {}));
-  return new apiClass({ ...configuration, httpApi: instrumentHttpLibrary(configuration.httpApi, metrics, clock, pool) });
+  return new apiClass({ ...configuration, httpApi: instrumentHttpLibrary(configuration.httpApi, metrics, clock, pool, timeoutMs) });
 }

@@ -79,7 +79,10 @@ export class Manager {
     this.gate = this.config.leaderElection
       ? new LeaseGate({ shards: this.config.shards, renewDeadlineMs: this.config.renewDeadlineMs, clock: this.clock })
       : new OpenGate();
-    if (this.config.leaderElection) this.createElectors(makeInstrumentedClient(options.kubeConfig, CoordinationV1Api, rest, this.clock));
+    if (this.config.leaderElection) {
+      // A lease request that outlives the renew deadline is of no use to anyone.
+      this.createElectors(makeInstrumentedClient(options.kubeConfig, CoordinationV1Api, rest, this.clock, this.config.renewDeadlineMs));
+    }
   }
 
   /** A watch cache of `resource` in the configured namespace, started with the manager. */

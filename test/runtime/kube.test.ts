@@ -9,7 +9,7 @@ import {
   wrapHttpLibrary,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { type IncomingHttpHeaders, createServer } from 'node:http';
+import { type IncomingHttpHeaders, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { NO_RESPONSE_CODE, instrumentHttpLibrary, makeInstrumentedClient } from '../../src/runtime/kube.ts';
@@ -116,6 +116,24 @@ describe('makeInstrumentedClient', () => {
       expect(server.seen[0]?.['user-agent']).to.match(/kubernetes-client/i);
     } finally {
       await server.close();
+    }
+  });
+
+  it('ends a request the server never answers after the timeout, counted as "<error>"', async () => {
+    const held: ServerResponse[] = [];
+    const server = createServer((_req, res) => held.push(res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const metrics = recordingMetrics();
+      const core = makeInstrumentedClient(kubeConfig(`http://127.0.0.1:${port}`), CoreV1Api, metrics, undefined, 100);
+      const outcome = await core.readNamespace({ name: 'ops' }).catch((err: unknown) => err);
+      expect(outcome).to.be.instanceOf(Error);
+      expect(held).to.have.length(1);
+      expect(metrics.observed.map(([, , code]) => code)).to.deep.equal([NO_RESPONSE_CODE]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 
