@@ -13,6 +13,8 @@
  * Each start gets its own temporary directory (config + TSDB) and a port the
  * kernel picks (--web.listen-address=127.0.0.1:0; the "Listening on" log line
  * says which); start() resolves on "Server is ready to receive web requests.".
+ * The first scrapes follow a few seconds later (target discovery hands the
+ * scrape manager its targets at most every 5 s): await them with waitFor().
  * The job name defaults to the one the alert rules select
  * (job="ha-operator-metrics"), and every target carries its own labels, so a
  * `pod` and a `namespace` label make the dashboard's selectors match as they

@@ -214,6 +214,8 @@ export class OperatorMetrics {
     this.reconcilePanics.inc(labels, 0);
     this.reconcileTimeouts.inc(labels, 0);
     this.activeWorkers.set(labels, 0);
+    // Present (all zero) from the start, so increase() also counts the reconciles before the first scrape.
+    this.reconcileTime.zero(labels);
     return {
       reconciled: (result) => this.reconcileTotal.inc({ controller, result }),
       errored: () => this.reconcileErrors.inc(labels),
@@ -248,6 +250,7 @@ export class OperatorMetrics {
       candidate: (lease) => {
         this.leaderStatus.set({ name: lease }, 0);
         this.leaderTransitions.inc({ name: lease }, 0);
+        this.handoverGap.zero({ name: lease });
       },
       leading: (lease, isLeader) => this.leaderStatus.set({ name: lease }, isLeader ? 1 : 0),
       transitioned: (lease) => this.leaderTransitions.inc({ name: lease }),

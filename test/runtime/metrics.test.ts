@@ -58,6 +58,7 @@ describe('OperatorMetrics', () => {
         'controller_runtime_reconcile_panics_total',
         'controller_runtime_reconcile_timeouts_total',
         'controller_runtime_active_workers',
+        'controller_runtime_reconcile_time_seconds_count',
       ]) {
         expect(await samples(metrics, name)).to.deep.equal([`${name}{controller="website"} 0`]);
       }
@@ -203,6 +204,7 @@ describe('OperatorMetrics', () => {
       expect(await lines(metrics)).to.include.members([
         'leader_election_master_status{name="ha-operator-3"} 0',
         'leader_election_transitions_total{name="ha-operator-3"} 0',
+        'leader_election_handover_gap_seconds_count{name="ha-operator-3"} 0',
       ]);
     });
 
