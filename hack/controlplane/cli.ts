@@ -2,14 +2,14 @@
  * The local control plane from the command line:
  *   up    start it in the background (detached) and print its KUBECONFIG
  *   down  stop the one `up` started
- *   run   start it in the foreground, show that it serves, stop it on Ctrl-C
  */
 import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ControlPlane } from './plane.ts';
 import { isAlive } from './process.ts';
 
-const stateDir = resolve(import.meta.dirname, '..', '..', '.tmp', 'cluster');
+// HA_OPERATOR_CLUSTER_DIR lets a test run its own `up`/`down` without touching a developer's plane.
+const stateDir = process.env.HA_OPERATOR_CLUSTER_DIR ?? resolve(import.meta.dirname, '..', '..', '.tmp', 'cluster');
 const statePath = join(stateDir, 'state.json');
 
 interface State {
@@ -48,22 +48,6 @@ async function down(): Promise<void> {
   console.log('control plane stopped');
 }
 
-async function runForeground(): Promise<void> {
-  const plane = await ControlPlane.start({ controllerManager: true });
-  console.log(`control plane ${plane.server} is up; KUBECONFIG=${plane.kubeconfigPath}`);
-  console.log(await plane.kubectl(['version']));
-  console.log(await plane.kubectl(['get', 'namespaces']));
-  console.log('Ctrl-C stops it.');
-  await new Promise<void>((resolveStop) => {
-    process.removeAllListeners('SIGINT');
-    process.removeAllListeners('SIGTERM');
-    process.once('SIGINT', resolveStop);
-    process.once('SIGTERM', resolveStop);
-  });
-  await plane.stop();
-  console.log('control plane stopped');
-}
-
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
@@ -72,7 +56,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-const commands: Record<string, () => Promise<void>> = { up, down, run: runForeground };
+const commands: Record<string, () => Promise<void>> = { up, down };
 const command = commands[process.argv[2] ?? ''];
 if (!command) {
   console.error(`usage: node hack/controlplane/cli.ts ${Object.keys(commands).join('|')}`);

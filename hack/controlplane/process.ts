@@ -86,12 +86,22 @@ export function killAllSync(): void {
   for (const proc of live) proc.killNow();
 }
 
-/** Whether a process with this id exists (signal 0 checks without sending anything). */
+/**
+ * Whether a process with this id is running. A zombie (exited, not yet reaped —
+ * what a detached plane's processes become when PID 1 does not reap orphans)
+ * counts as gone.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may contain spaces, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }

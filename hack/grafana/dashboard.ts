@@ -368,8 +368,9 @@ const rows: Row[] = [
       stat({
         title: 'Leases without a leader',
         description:
-          'Leases seen during the time range for which no replica reports leader_election_master_status = 1 now. ' +
-          'A lease whose leader vanished counts too: its series is gone, but it was seen earlier in the range.',
+          'Leases seen during the time range for which no replica reports leader_election_master_status = 1 now: ' +
+          'those whose replicas all report 0 (the standbys of a leader that died, before one takes over) and those ' +
+          'with no series left at all (every replica gone, or a lease removed on purpose).',
         unit: 'short',
         decimals: 0,
         thresholds: [
@@ -429,8 +430,9 @@ const rows: Row[] = [
         title: 'Leader of each lease',
         description:
           'leader_election_master_status by lease and pod: which replica led each lease when. ' +
-          'A standby that has never led a lease has no series for it, so its row starts with its first takeover; ' +
-          'a blank stretch in a row means that replica was not scraped (or did not exist) then.',
+          'Every replica reports 0 (standby) for each lease from the moment it starts campaigning (once its caches ' +
+          'have synced), so a standby has a row before it ever leads; a blank stretch in a row means that replica ' +
+          'was not scraped (or did not exist, or was not campaigning yet) then.',
         query: { expr: `max by (name, pod) (leader_election_master_status{${TARGET}})`, legend: '{{name}} · {{pod}}' },
         states: { '1': ['leader', 'green'], '0': ['standby', 'blue'] },
       }),
@@ -452,8 +454,8 @@ const rows: Row[] = [
         title: 'Lease takeovers',
         description:
           'leader_election_transitions_total: each bar is a replica taking a lease over (creating it, or acquiring it ' +
-          'free or expired). The counter of a replica appears with its first takeover, which increase() cannot see; ' +
-          'later takeovers by the same process are counted.',
+          'free or expired). Every replica exports the counter at 0 from the moment it starts campaigning, so its ' +
+          'first takeover counts like any other; only one made before Prometheus first scraped the replica is missed.',
         unit: 'short',
         decimals: 0,
         draw: 'bars',
@@ -469,7 +471,8 @@ const rows: Row[] = [
         description:
           'leader_election_handover_gap_seconds: from the moment the new leader saw the lease free (released or ' +
           'expired) until it held it; no replica reconciled in between. A released lease taken by a watching ' +
-          'standby shows as milliseconds; an expired one as up to the lease duration.',
+          'standby shows as milliseconds; an expired one as up to the lease duration. Every replica exports the ' +
+          "histogram, empty, from the moment it starts campaigning, so a standby's first takeover shows too.",
         histogram: 'leader_election_handover_gap_seconds',
         selector: TARGET,
       }),
@@ -516,8 +519,9 @@ const rows: Row[] = [
         title: 'Shutdown drain duration',
         description:
           'operator_shutdown_drain_seconds: how long a stopping replica waited for its reconciles in flight. ' +
-          'Observed once, at the end of the process: a point appears only if a scrape landed between the end of ' +
-          'the drain and the HTTP server closing, so an empty panel does not mean there was no shutdown.',
+          'Observed once, milliseconds before the process closes its HTTP server, so a scrape rarely catches it and ' +
+          "an empty panel does not mean there was no shutdown. The replica's log always has it: the " +
+          "'shutdown: drained work in flight' line (durationMs).",
         unit: 's',
         draw: 'points',
         queries: [
@@ -532,7 +536,7 @@ const rows: Row[] = [
         description:
           'operator_shutdown_keys_left_queued of replicas that have drained: keys the replica did not reconcile ' +
           'before stopping, left to the successor (which queues every cached key when it takes the lease). ' +
-          'Same scrape caveat as the drain duration.',
+          "Same scrape caveat as the drain duration; the replica's 'drain report' log line always has it (leftQueued).",
         unit: 'short',
         decimals: 0,
         draw: 'points',
