@@ -146,8 +146,8 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
       await waitForObject(adminKubeConfig(), `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NAMESPACE}/leases`, name,
         (l) => [a.name, b.name].includes((l as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity ?? ''));
     }
-    const holders = await Promise.all(names.map(async (name) => (await leases.readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name })).spec?.holderIdentity));
-    expect(holders.every((h) => h === a.name || h === b.name)).to.equal(true);
+    // (Read again now, a lease may be between holders: the replicas rebalance to three each,
+    // handing shards over. test/integration/lease/shards.test.ts checks the spread itself.)
 
     // Each replica heartbeats a membership Lease (create/update), lists and watches
     // the group's (list/watch), and deletes its own on shutdown (delete).
