@@ -254,15 +254,24 @@ describe('manifests: kustomize base, overlays and components', () => {
       expect(parseInt(endpoint.scrapeTimeout)).to.be.at.most(parseInt(endpoint.interval));
     });
 
+    it('adds the alerting rules as a PrometheusRule in the operator\'s namespace', () => {
+      const rule = only<KubernetesObject & { spec: { groups: { name: string; rules: { alert?: string }[] }[] } }>(objects, 'PrometheusRule');
+      expect(rule.apiVersion).to.equal('monitoring.coreos.com/v1');
+      expect(rule.metadata?.namespace).to.equal(NAMESPACE);
+      const alerts = rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert)).filter(Boolean);
+      expect(alerts).to.include.members(['HaOperatorNoLeader', 'HaOperatorLeadershipFlapping']);
+    });
+
     it('changes nothing else: the rest is the overlay it was added to, and passes a server-side dry run', async () => {
-      expect(objects.filter((o) => o.kind !== 'ServiceMonitor')).to.deep.equal(await render('manifests/overlays/sharded'));
-      // The YAML as kustomize wrote it, less the ServiceMonitor document (the
-      // parsed objects are client-node models, which do not serialise back to
-      // the API's field names).
+      const monitoring = new Set(['ServiceMonitor', 'PrometheusRule']);
+      expect(objects.filter((o) => !monitoring.has(o.kind!))).to.deep.equal(await render('manifests/overlays/sharded'));
+      // The YAML as kustomize wrote it, less the monitoring.coreos.com documents
+      // the plane has no CRDs for (the parsed objects are client-node models,
+      // which do not serialise back to the API's field names).
       const { stdout } = await kubectl(['kustomize', dir]);
-      const documents = stdout.split(/^---\n/m).filter((d) => !/^kind: ServiceMonitor$/m.test(d));
-      expect(documents).to.have.length(objects.length - 1);
-      const file = join(dir, 'without-servicemonitor.yaml');
+      const documents = stdout.split(/^---\n/m).filter((d) => !/^kind: (ServiceMonitor|PrometheusRule)$/m.test(d));
+      expect(documents).to.have.length(objects.length - 2);
+      const file = join(dir, 'without-monitoring.yaml');
       await writeFile(file, documents.join('---\n'));
       await serverDryRun(['-f', file]);
     });
