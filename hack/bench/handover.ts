@@ -4,7 +4,9 @@
  * for the same elector configured like client-go's defaults (poll only, no
  * release on shutdown). Prints p50 / p95 / max per scenario.
  *
- *   node hack/bench/handover.ts [trials=20]
+ *   node hack/bench/handover.ts [trials=20] [only]
+ *
+ * `only` keeps the runs whose "<elector>, <signal>" contains it, e.g. "ha-operator (watch + release), SIGTERM".
  *
  * Timings are the production defaults (lease 15 s, renew deadline 10 s,
  * retry 2 s). A trial measures, on this process's monotonic clock, from the
@@ -16,6 +18,7 @@ import { ControlPlane } from '../controlplane/plane.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
 
 const trials = Number(process.argv[2] ?? 20);
+const only = process.argv[3];
 const timings = { LEASE_DURATION_SECONDS: '15', RENEW_DEADLINE_SECONDS: '10', RETRY_PERIOD_SECONDS: '2', LOG_LEVEL: 'info' };
 const variants = {
   'ha-operator (watch + release)': { LEASE_WATCH: 'true', RELEASE_ON_CANCEL: 'true' },
@@ -35,6 +38,7 @@ try {
   let run = 0;
   for (const [variant, env] of Object.entries(variants)) {
     for (const scenario of ['SIGTERM', 'SIGKILL'] as const) {
+      if (only && !`${variant}, ${scenario}`.includes(only)) continue;
       const namespace = `bench-${++run}`;
       await plane.kubectl(['create', 'namespace', namespace]);
       await plane.kubectl(['apply', '-n', namespace, '-f', resolve(REPO_ROOT, 'samples', 'hello.yaml')]);
