@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_DEPS := node_modules/.installed
 
 .PHONY: help deps system-deps controlplane build typecheck lint test test-unit test-integration \
-        run cluster-up cluster-down clean grafana bench bench-queue bench-handover
+        run cluster-up cluster-down clean grafana bench bench-queue bench-handover study
 
 help:
 	@echo "make run           the HA demo: local control plane, CRD, two replicas, sample Websites; Ctrl-C stops"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint          eslint"
 	@echo "make bench         benchmarks (queue throughput, lease handover and failover)"
 	@echo "make grafana       regenerate the dashboard and alert files"
+	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
 	@echo "make cluster-down  stop it"
 	@echo "make clean         remove build output (the cached control plane stays)"
@@ -25,10 +26,12 @@ $(NODE_DEPS): package.json package-lock.json
 	@touch $@
 
 # Debian packages the tests need that a fresh machine may lack: openssl for the
-# control plane's certificates, prometheus for promtool (alert rule tests).
+# control plane's certificates, prometheus for promtool and the dashboard proof,
+# chromium to render the study's sample report (test/study/report-render.test.ts).
 system-deps:
 	@missing=""; command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
@@ -81,6 +84,12 @@ bench-queue: $(NODE_DEPS)
 
 bench-handover: deps controlplane
 	node hack/bench/handover.ts
+
+# The high-availability study (hack/study/): real replicas under load on a local plane, production
+# lease timings, about 7 minutes. Writes study-results/<timestamp>/ (report.md, report.html,
+# results.json, SVG charts); exits 1 if a check failed. ARGS=--timings=fast or ARGS=--only=2,4.
+study: deps controlplane
+	node hack/study/study.ts $(ARGS)
 
 clean:
 	rm -rf dist .tmp

@@ -39,13 +39,22 @@ async function down(): Promise<void> {
     return;
   }
   const state = JSON.parse(readFileSync(statePath, 'utf8')) as State;
-  for (const pid of state.pids) signal(pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (state.pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of state.pids.filter(isAlive)) signal(pid, 'SIGKILL');
+  // The pids are in start order (etcd, kube-apiserver, kube-controller-manager): stop them in
+  // reverse, each before the next, as ControlPlane.stop does — an apiserver whose etcd is already
+  // gone takes a long time to shut down.
+  for (const pid of [...state.pids].reverse()) await stopProcess(pid);
   rmSync(state.dir, { recursive: true, force: true });
   rmSync(statePath);
   console.log('control plane stopped');
+}
+
+/** SIGTERM, SIGKILL after 10 s, and wait until the process is gone. */
+async function stopProcess(pid: number): Promise<void> {
+  signal(pid, 'SIGTERM');
+  for (let waitedMs = 0; isAlive(pid); waitedMs += 100) {
+    if (waitedMs === 10_000) signal(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

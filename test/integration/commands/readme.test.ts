@@ -64,6 +64,9 @@ describe('the README commands', function () {
       // The plane's directory (certificates, etcd data, logs) went with it.
       expect(existsSync(dirname(kubeconfig))).to.be.false;
     } finally {
+      // A failed assertion must not leave the demo's plane behind: let the demo tear it down.
+      demo.signal('SIGINT');
+      await Promise.race([demo.exited, new Promise((r) => setTimeout(r, 60_000))]);
       demo.signal('SIGKILL');
     }
   });
@@ -83,6 +86,8 @@ describe('the README commands', function () {
       expect(await down.exited).to.equal(0);
       for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).to.be.false;
     } finally {
+      // After a failure above, `down` still stops whatever `up` started.
+      await start(['hack/controlplane/cli.ts', 'down'], env).exited;
       rmSync(stateDir, { recursive: true, force: true });
     }
   });

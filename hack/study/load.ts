@@ -1,0 +1,218 @@
+/**
+ * The steady load of the study and the watch that measures it.
+ *
+ * LoadGenerator sends creates and spec updates of Websites at a fixed rate
+ * (open loop: a slow or absent answer does not slow it down) and records the
+ * generation each one got. ConvergenceWatch watches the Websites and records
+ * when each one's status.observedGeneration moved, which is when the
+ * operator's status write for that generation became visible to a client.
+ */
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { Informer } from '../../src/runtime/informer.ts';
+import { createLogger } from '../../src/runtime/logging.ts';
+import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../src/website/types.ts';
+import type { Observation } from './analyze.ts';
+import type { LoadSettings } from './types.ts';
+
+/** A change the API server accepted, before its convergence is known. */
+export interface SentChange {
+  name: string;
+  op: 'create' | 'update';
+  generation: number;
+  sentAt: number;
+  answeredAt: number;
+}
+
+/** More requests than this waiting for an answer (an API server that hangs) and ticks are skipped. */
+const MAX_IN_FLIGHT = 20;
+
+/** The Websites of the study scale to zero: no pods (the plane has no scheduler or kubelet), Ready comes from the Deployment alone. */
+function websiteBody(name: string, version: number): Record<string, unknown> {
+  return {
+    apiVersion: WEBSITE_API_VERSION,
+    kind: WEBSITE_KIND,
+    metadata: { name, labels: { 'app.kubernetes.io/part-of': 'ha-operator-study' } },
+    spec: { replicas: 0, html: html(name, version) },
+  };
+}
+
+function html(name: string, version: number): string {
+  return `<!doctype html><title>${name}</title><p>${name}, version ${version}</p>`;
+}
+
+export class LoadGenerator {
+  readonly changes: SentChange[] = [];
+  readonly failures: { at: number; op: string; name: string; error: string }[] = [];
+  skipped = 0;
+  private readonly api: CustomObjectsApi;
+  private readonly namespace: string;
+  private readonly settings: LoadSettings;
+  private readonly now: () => number;
+  /** Names of the Websites that exist (created by us and acknowledged), to update in turn. */
+  private readonly names: string[] = [];
+  private readonly versions = new Map<string, number>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private tick = 0;
+  private created = 0;
+
+  constructor(options: { kubeConfig: KubeConfig; namespace: string; settings: LoadSettings; now: () => number }) {
+    this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.namespace = options.namespace;
+    this.settings = options.settings;
+    this.now = options.now;
+  }
+
+  /** Creates the initial Websites (not counted as changes: they exist before the replicas start). */
+  async createInitial(): Promise<void> {
+    const names = Array.from({ length: this.settings.initialWebsites }, () => this.nextName());
+    await Promise.all(names.map((name) => this.api.createNamespacedCustomObject({
+      group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL, body: websiteBody(name, 1),
+    })));
+    for (const name of names) {
+      this.names.push(name);
+      this.versions.set(name, 1);
+    }
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.send(), 1000 / this.settings.opsPerSecond);
+  }
+
+  /** Stops sending and waits for the answers still outstanding. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private nextName(): string {
+    return `site-${String(++this.created).padStart(4, '0')}`;
+  }
+
+  private send(): void {
+    if (this.inFlight.size >= MAX_IN_FLIGHT) {
+      this.skipped++;
+      return;
+    }
+    const tick = this.tick++;
+    const create = tick % this.settings.createEvery === 0 || this.names.length === 0;
+    const promise = create ? this.create() : this.update(this.names[tick % this.names.length]!);
+    this.inFlight.add(promise);
+    void promise.finally(() => this.inFlight.delete(promise));
+  }
+
+  private async create(): Promise<void> {
+    const name = this.nextName();
+    const sentAt = this.now();
+    try {
+      const created = (await this.api.createNamespacedCustomObject({
+        group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL, body: websiteBody(name, 1),
+      })) as Website;
+      this.record(name, 'create', created, sentAt);
+      this.versions.set(name, 1);
+      this.names.push(name);
+    } catch (error) {
+      this.failures.push({ at: sentAt, op: 'create', name, error: describe(error) });
+    }
+  }
+
+  private async update(name: string): Promise<void> {
+    const version = (this.versions.get(name) ?? 1) + 1;
+    this.versions.set(name, version);
+    const sentAt = this.now();
+    try {
+      const updated = (await this.api.patchNamespacedCustomObject(
+        { group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL, name, body: { spec: { html: html(name, version) } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )) as Website;
+      this.record(name, 'update', updated, sentAt);
+    } catch (error) {
+      this.failures.push({ at: sentAt, op: 'update', name, error: describe(error) });
+    }
+  }
+
+  private record(name: string, op: 'create' | 'update', website: Website, sentAt: number): void {
+    this.changes.push({ name, op, generation: website.metadata.generation, sentAt, answeredAt: this.now() });
+  }
+}
+
+/**
+ * Watches the Websites of one namespace (the project's Informer: it
+ * reconnects after any error, here with a short backoff so an API server
+ * outage does not leave the measurement behind) and records every change of
+ * status.observedGeneration per Website.
+ */
+export class ConvergenceWatch {
+  readonly observations = new Map<string, Observation[]>();
+  private readonly informer: Informer<Website>;
+  private readonly now: () => number;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(options: { kubeConfig: KubeConfig; namespace: string; now: () => number }) {
+    this.now = options.now;
+    this.informer = new Informer<Website>({
+      kubeConfig: options.kubeConfig,
+      resource: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace: options.namespace },
+      logger: createLogger({ level: 'error', format: 'json' }),
+      backoff: { initialMs: 100, maxMs: 500 },
+    });
+    this.informer.subscribe((event) => {
+      if (event.type === 'deleted' || event.type === 'resync') return;
+      const website = event.object;
+      const observed = website.status?.observedGeneration;
+      if (typeof observed !== 'number') return;
+      const list = this.observations.get(website.metadata.name) ?? [];
+      if (list.at(-1)?.observedGeneration !== observed) list.push({ at: this.now(), observedGeneration: observed });
+      this.observations.set(website.metadata.name, list);
+      for (const listener of this.listeners) listener();
+    });
+  }
+
+  async start(): Promise<void> {
+    this.informer.start();
+    await this.informer.whenSynced();
+  }
+
+  stop(): Promise<void> {
+    return this.informer.stop();
+  }
+
+  /** Names of the cached Websites whose status has not caught up with their generation. */
+  pending(): string[] {
+    return this.informer.list()
+      .filter((w) => w.status?.observedGeneration !== w.metadata.generation)
+      .map((w) => w.metadata.name)
+      .sort();
+  }
+
+  /** Resolves once every cached Website is converged; rejects after `timeoutMs` naming the others. */
+  untilConverged(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.pending().length > 0) return;
+        done();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`Websites not converged after ${timeoutMs} ms: ${this.pending().slice(0, 20).join(', ')}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+      };
+      this.listeners.add(check);
+      check();
+    });
+  }
+}
+
+export function describe(error: unknown): string {
+  if (error && typeof error === 'object' && 'code' in error && 'body' in error) {
+    const body = (error as { body: unknown }).body;
+    return `HTTP ${String((error as { code: unknown }).code)}: ${typeof body === 'string' ? body.slice(0, 200) : JSON.stringify(body).slice(0, 200)}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
