@@ -187,17 +187,28 @@ export class ConvergenceWatch {
       .sort();
   }
 
-  /** Resolves once every cached Website is converged; rejects after `timeoutMs` naming the others. */
-  untilConverged(timeoutMs: number): Promise<void> {
+  /**
+   * Resolves once every cached Website is converged — and, for each name in
+   * `atLeast`, has observed at least that generation (a fresh read can be
+   * ahead of the watch cache) — or rejects after `timeoutMs` naming the others.
+   */
+  untilConverged(timeoutMs: number, atLeast: ReadonlyMap<string, number> = new Map()): Promise<void> {
+    const behind = (): string[] => [
+      ...this.pending(),
+      ...[...atLeast].filter(([name, generation]) => {
+        const observed = this.observations.get(name)?.at(-1)?.observedGeneration ?? 0;
+        return observed < generation;
+      }).map(([name]) => name),
+    ];
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        if (this.pending().length > 0) return;
+        if (behind().length > 0) return;
         done();
         resolve();
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`Websites not converged after ${timeoutMs} ms: ${this.pending().slice(0, 20).join(', ')}`));
+        reject(new Error(`Websites not converged after ${timeoutMs} ms: ${[...new Set(behind())].slice(0, 20).join(', ')}`));
       }, timeoutMs);
       const done = (): void => {
         clearTimeout(timer);

@@ -277,6 +277,9 @@ export class ScenarioRun {
     for (const proxy of this.proxies) proxy.restore();
     try {
       await this.watch.untilConverged(90_000);
+      // The watch cache may trail a fresh read: wait until it has seen the status for the
+      // generation each Website has now, so the final read below is not a race.
+      await this.watch.untilConverged(30_000, await this.currentGenerations());
     } catch (error) {
       this.progress(describe(error));
     }
@@ -287,10 +290,19 @@ export class ScenarioRun {
     return final;
   }
 
-  private async finalState(): Promise<FinalState> {
+  private async listWebsites(): Promise<Website[]> {
     const list = (await this.context.kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
       group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL,
     })) as { items: Website[] };
+    return list.items;
+  }
+
+  private async currentGenerations(): Promise<Map<string, number>> {
+    return new Map((await this.listWebsites()).map((w) => [w.metadata.name, w.metadata.generation]));
+  }
+
+  private async finalState(): Promise<FinalState> {
+    const list = { items: await this.listWebsites() };
     const converged = list.items.filter((w) => w.status?.observedGeneration === w.metadata.generation);
     const ready = list.items.filter((w) => w.status?.conditions?.some((c) => c.type === 'Ready'));
     const problems = list.items
