@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
@@ -200,6 +200,8 @@ describe('manifests: kustomize base, overlays and components', () => {
     before(async () => {
       // Kustomize refuses absolute paths to other kustomizations, so the
       // consumer's kustomization lives inside the repository (.tmp/ is ignored).
+      // .tmp/ is git-ignored, so a fresh clone does not have it.
+      await mkdir(join(repoRoot, '.tmp'), { recursive: true });
       dir = await mkdtemp(join(repoRoot, '.tmp', 'kustomize-monitoring-'));
       const up = relative(dir, manifests);
       await writeFile(join(dir, 'kustomization.yaml'), [
@@ -215,7 +217,7 @@ describe('manifests: kustomize base, overlays and components', () => {
     });
 
     after(async () => {
-      await rm(dir, { recursive: true, force: true });
+      if (dir) await rm(dir, { recursive: true, force: true });
     });
 
     // The plane has no monitoring.coreos.com CRDs, and no package this project
