@@ -119,7 +119,8 @@ export class ControlPlane {
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
       '--authorization-mode=RBAC',
-      '--service-cluster-ip-range=10.0.0.0/24',
+      // Room for thousands of Services: every Website has one (the benchmarks create 1,000+).
+      '--service-cluster-ip-range=10.0.0.0/16',
       '--allow-privileged=true',
       '--disable-admission-plugins=ServiceAccount',
       '--endpoint-reconciler-type=none',

@@ -1,5 +1,6 @@
-import { KubernetesObjectApi, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { sleep, systemClock, type Clock } from './clock.ts';
+import { CollectionReader } from './kube.ts';
 import type { Logger } from './logging.ts';
 
 /** Which objects an informer lists and watches. */
@@ -23,7 +24,7 @@ export type InformerEvent<T> =
 export interface InformerOptions {
   kubeConfig: KubeConfig;
   /** The client for lists (an instrumented one counts them); default: a plain one from kubeConfig. */
-  objects?: KubernetesObjectApi;
+  reader?: CollectionReader;
   resource: ResourceRef;
   logger: Logger;
   clock?: Clock;
@@ -63,7 +64,7 @@ class WatchError extends Error {
 export class Informer<T extends KubernetesObject> {
   readonly resource: ResourceRef;
   private readonly kubeConfig: KubeConfig;
-  private readonly objects: KubernetesObjectApi;
+  private readonly reader: CollectionReader;
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly resyncPeriodMs: number;
@@ -83,7 +84,7 @@ export class Informer<T extends KubernetesObject> {
   constructor(options: InformerOptions) {
     this.resource = options.resource;
     this.kubeConfig = options.kubeConfig;
-    this.objects = options.objects ?? KubernetesObjectApi.makeApiClient(options.kubeConfig);
+    this.reader = options.reader ?? options.kubeConfig.makeApiClient(CollectionReader);
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger.child({ informer: options.resource.plural });
     this.resyncPeriodMs = options.resyncPeriodMs ?? 0;
@@ -183,18 +184,17 @@ export class Informer<T extends KubernetesObject> {
 
   /** Lists every page, replaces the cache and emits what changed since the cache was last filled. */
   private async relist(): Promise<void> {
-    const { apiVersion, kind, namespace, labelSelector } = this.resource;
+    const { apiVersion, kind, labelSelector } = this.resource;
     const fresh = new Map<string, T>();
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
-      const page = await this.objects.list<T>(apiVersion, kind, namespace || undefined, undefined, undefined, undefined,
-        undefined, labelSelector, this.pageSize, continueToken);
+      const page = await this.reader.list<T>(this.watchPath(), { labelSelector, limit: this.pageSize, continue: continueToken });
       for (const item of page.items) {
         // List items carry no apiVersion/kind; handlers and SSA callers expect them.
         fresh.set(objectKey(item), { ...item, apiVersion, kind });
       }
-      continueToken = page.metadata?._continue || undefined;
+      continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? '';
     } while (continueToken && !this.stopped);
     if (this.stopped) return;
@@ -233,6 +233,8 @@ export class Informer<T extends KubernetesObject> {
         else resolve(outcome);
       };
       const onStop = (): void => finish('closed');
+      // stop() may have come while the list before this watch was still running.
+      if (this.stopped) return finish('closed');
       this.stopController.signal.addEventListener('abort', onStop, { once: true });
 
       const onEvent = (type: string, raw: unknown): void => {

@@ -1,4 +1,6 @@
 import {
+  ApiException,
+  HttpMethod,
   type ApiConstructor,
   type ApiType,
   type Configuration,
@@ -81,6 +83,45 @@ function reuseConnections(request: RequestContext, pool: ConnectionPool): void {
 }
 
 const pools = new WeakMap<KubeConfig, ConnectionPool>();
+
+/** One page of a collection, as the server sent it. */
+export interface RawList<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+/**
+ * Lists any collection path and returns the JSON as the server sent it.
+ * client-node's generic KubernetesObjectApi.list deserialises the list into
+ * its models, which drops `metadata.continue` for kinds it does not know (a
+ * custom resource's list): paging then silently stops after the first page.
+ * Watch events arrive as raw JSON too, so the cache holds one shape either way.
+ * Requests go through the client's own server, credentials, middleware and
+ * HTTP library (instrumented when built with makeInstrumentedClient).
+ */
+export class CollectionReader implements ApiType {
+  private readonly configuration: Configuration;
+
+  constructor(configuration: Configuration) {
+    this.configuration = configuration;
+  }
+
+  async list<T>(path: string, query: Record<string, string | number | undefined>): Promise<RawList<T>> {
+    let request = this.configuration.baseServer.makeRequestContext(path, HttpMethod.GET);
+    request.setHeaderParam('Accept', 'application/json');
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined && value !== '') request.setQueryParam(name, String(value));
+    }
+    await this.configuration.authMethods.default?.applySecurityAuthentication(request);
+    for (const middleware of this.configuration.middleware) request = await middleware.pre(request).toPromise();
+    const response = await this.configuration.httpApi.send(request).toPromise();
+    const body = await response.body.text();
+    if (response.httpStatusCode < 200 || response.httpStatusCode > 299) {
+      throw new ApiException(response.httpStatusCode, `list ${path} failed`, body, response.headers);
+    }
+    return JSON.parse(body) as RawList<T>;
+  }
+}
 
 /** Stands in for an API class so that makeApiClient hands over the Configuration it builds. */
 class ConfigurationCapture implements ApiType {

@@ -14,7 +14,7 @@ import { LeaseElector } from './elector.ts';
 import { LeaseGate, OpenGate, type WriteGate } from './gate.ts';
 import { startHttpServer, type HealthResult, type RunningHttpServer } from './http.ts';
 import { Informer, type ResourceRef } from './informer.ts';
-import { makeInstrumentedClient } from './kube.ts';
+import { CollectionReader, makeInstrumentedClient } from './kube.ts';
 import { MEMBER_GROUP_LABEL, Membership, fairShare } from './membership.ts';
 import type { Logger } from './logging.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -51,6 +51,7 @@ export class Manager {
   private readonly fieldManager: string;
   private readonly clients: WriteClients;
   private readonly objects: KubernetesObjectApi;
+  private readonly reader: CollectionReader;
   private readonly informers: Informer<KubernetesObject>[] = [];
   private readonly electors: LeaseElector[] = [];
   private membership: Membership | undefined;
@@ -71,6 +72,7 @@ export class Manager {
     this.clock = options.clock ?? systemClock;
     const rest = options.metrics.restClientMetrics();
     this.objects = makeInstrumentedClient(options.kubeConfig, KubernetesObjectApi, rest, this.clock);
+    this.reader = makeInstrumentedClient(options.kubeConfig, CollectionReader, rest, this.clock);
     this.clients = {
       objects: this.objects,
       customObjects: makeInstrumentedClient(options.kubeConfig, CustomObjectsApi, rest, this.clock),
@@ -89,7 +91,7 @@ export class Manager {
   informer<T extends KubernetesObject>(resource: Omit<ResourceRef, 'namespace'>): Informer<T> {
     const informer = new Informer<T>({
       kubeConfig: this.kubeConfig,
-      objects: this.objects,
+      reader: this.reader,
       resource: { ...resource, namespace: this.config.watchNamespace },
       logger: this.logger,
       clock: this.clock,
@@ -229,7 +231,7 @@ export class Manager {
     const { config } = this;
     const members = new Informer<V1Lease>({
       kubeConfig: this.kubeConfig,
-      objects: this.objects,
+      reader: this.reader,
       resource: {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',

@@ -1,0 +1,102 @@
+/**
+ * Convergence throughput from a cold start (issue 8): N Websites exist, then
+ * ONE operator replica (an OS process, LEADER_ELECTION=false) starts and the
+ * harness watches the Websites until every one has
+ * status.observedGeneration == metadata.generation. Once per
+ * MAX_CONCURRENT_RECONCILES value, each in a fresh namespace.
+ *
+ *   node hack/bench/convergence.ts [N=200] [concurrencies=1,4,16]
+ *
+ * N is at most about 250: each Website gets a ClusterIP Service and the
+ * local plane's Service range is a /24 (a fresh plane per concurrency).
+ * And above 500 a cold start would not see every Website: the operator's
+ * informer lists only the first page (KubernetesObjectApi.list drops the
+ * continue token).
+ *
+ * Prints per concurrency: objects/s from the replica's 'running' line (and
+ * from its spawn) to the last Website converging; spawn to first
+ * 'reconciled' line; resident memory (VmRSS and process_resident_memory_bytes)
+ * with the N Websites and their children cached; the load average.
+ */
+import { Replica } from '../lib/replica.ts';
+import { ConvergenceWatch, applyWebsites, loadAverage, metricsRssMiB, rssMiB, startPlane } from './websites.ts';
+
+const count = Number(process.argv[2] ?? 200);
+const concurrencies = (process.argv[3] ?? '1,4,16').split(',').map(Number);
+
+interface Row {
+  concurrency: number;
+  createMs: number;
+  fromRunningMs: number;
+  fromSpawnMs: number;
+  firstReconcileMs: number;
+  runningMs: number;
+  rss: number;
+  metricsRss: number | undefined;
+  loadBefore: string;
+  loadAfter: string;
+}
+
+const rows: Row[] = [];
+for (const concurrency of concurrencies) {
+  // A fresh plane each time: its Service range (10.0.0.0/24) holds about 250 ClusterIPs, and
+  // without kube-controller-manager a deleted namespace's Services are never removed.
+  const { plane, kubeConfig } = await startPlane();
+  try {
+    const namespace = `conv-${concurrency}`;
+    await plane.kubectl(['create', 'namespace', namespace]);
+    const createMs = await applyWebsites(kubeConfig, namespace, count);
+    const watch = new ConvergenceWatch(kubeConfig, namespace);
+    await watch.start();
+    const loadBefore = loadAverage();
+    const spawnAt = performance.now();
+    const replica = await Replica.start({
+      name: `conv-${concurrency}`,
+      kubeconfig: plane.kubeconfigPath,
+      leaseNamespace: namespace,
+      watchNamespace: namespace,
+      env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: String(concurrency) },
+    });
+    try {
+      const done = watch.untilConverged(count, 30 * 60_000);
+      const httpPort = await replica.running(120_000);
+      const running = replica.messages('running')[0]!;
+      const first = await replica.waitForMessage('reconciled', 120_000);
+      const convergedAt = await done;
+      const rss = rssMiB(replica.pid);
+      const metricsRss = await metricsRssMiB(httpPort);
+      const row: Row = {
+        concurrency,
+        createMs,
+        fromRunningMs: convergedAt - running.receivedAtMs,
+        fromSpawnMs: convergedAt - spawnAt,
+        firstReconcileMs: first.receivedAtMs - spawnAt,
+        runningMs: running.receivedAtMs - spawnAt,
+        rss,
+        metricsRss,
+        loadBefore,
+        loadAfter: loadAverage(),
+      };
+      rows.push(row);
+      console.log(JSON.stringify(row));
+    } finally {
+      await replica.stop();
+      await watch.stop();
+    }
+  } finally {
+    for (const replica of Replica.running()) replica.sigkill();
+    await plane.stop();
+  }
+}
+{
+  console.log(`\n${count} Websites; one replica, LEADER_ELECTION=false`);
+  console.log('| MAX_CONCURRENT_RECONCILES | objects/s from running | objects/s from spawn | converged after running | spawn → running | spawn → first reconciled | VmRSS | process_resident_memory_bytes | load avg before / after |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  for (const r of rows) {
+    console.log(
+      `| ${r.concurrency} | ${(count / (r.fromRunningMs / 1000)).toFixed(1)} | ${(count / (r.fromSpawnMs / 1000)).toFixed(1)} | ${(r.fromRunningMs / 1000).toFixed(1)} s | ` +
+        `${r.runningMs.toFixed(0)} ms | ${r.firstReconcileMs.toFixed(0)} ms | ${r.rss.toFixed(0)} MiB | ${r.metricsRss?.toFixed(0) ?? '–'} MiB | ${r.loadBefore} / ${r.loadAfter} |`,
+    );
+  }
+  console.log(`creating the Websites (SSA, 32 in flight): ${rows.map((r) => `${(count / (r.createMs / 1000)).toFixed(0)}/s`).join(', ')}`);
+}

@@ -1,0 +1,156 @@
+/**
+ * Shared pieces of the Website benchmarks (convergence.ts, resync-writes.ts,
+ * memory.ts, latency.ts): a local control plane with the Website CRD, many
+ * Websites created quickly by server-side apply in parallel, a watch that
+ * says when every Website's status caught up with its generation, and the
+ * machine's load average and a process's resident memory.
+ *
+ * Not a benchmark itself; the scripts import it.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { ControlPlane } from '../controlplane/plane.ts';
+import { REPO_ROOT } from '../lib/replica.ts';
+import { Informer } from '../../src/runtime/informer.ts';
+import { createLogger } from '../../src/runtime/logging.ts';
+import { WEBSITE_API_VERSION, WEBSITE_KIND, WEBSITE_PLURAL, type Website } from '../../src/website/types.ts';
+
+export async function startPlane(): Promise<{ plane: ControlPlane; kubeConfig: KubeConfig }> {
+  const plane = await ControlPlane.start();
+  await plane.kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
+  await plane.kubectl(['wait', '--for=condition=Established', 'crd/websites.ha-operator.example.com', '--timeout=60s']);
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(plane.kubeconfigPath);
+  return { plane, kubeConfig };
+}
+
+/** The Websites scale to zero: the plane has no scheduler or kubelet, and no pods are needed. */
+export function websiteBody(namespace: string, name: string, version = 1): Website {
+  return {
+    apiVersion: WEBSITE_API_VERSION,
+    kind: WEBSITE_KIND,
+    metadata: { name, namespace },
+    spec: { replicas: 0, html: `<!doctype html><title>${name}</title><p>${name}, version ${version}</p>` },
+  } as unknown as Website;
+}
+
+export function websiteName(i: number): string {
+  return `site-${String(i).padStart(5, '0')}`;
+}
+
+/** Creates (server-side apply, force) Websites `from` to `count` - 1 with `parallel` requests in flight; returns ms taken. */
+export async function applyWebsites(kubeConfig: KubeConfig, namespace: string, count: number, parallel = 32, from = 0): Promise<number> {
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+  const started = performance.now();
+  let next = from;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      await objects.patch(websiteBody(namespace, websiteName(i)), undefined, undefined, 'bench', true, PatchStrategy.ServerSideApply);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return performance.now() - started;
+}
+
+/**
+ * Watches the Websites of one namespace (the project's Informer; a watch, no
+ * polling) and resolves `converged(n)` once `n` of them are cached with
+ * status.observedGeneration == metadata.generation.
+ */
+export class ConvergenceWatch {
+  readonly informer: Informer<Website>;
+  private readonly pending = new Set<string>();
+  private readonly converged = new Set<string>();
+  private waiter: { n: number; resolve: (atMs: number) => void } | undefined;
+
+  constructor(kubeConfig: KubeConfig, namespace: string) {
+    this.informer = new Informer<Website>({
+      kubeConfig,
+      resource: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace },
+      logger: createLogger({ level: 'error', format: 'json' }),
+      backoff: { initialMs: 100, maxMs: 500 },
+      // One page: KubernetesObjectApi.list drops the continue token, so a paged list stops after its first page.
+      pageSize: 100_000,
+    });
+    this.informer.subscribe((event) => {
+      if (event.type === 'resync') return;
+      const w = event.object;
+      const name = w.metadata.name;
+      if (event.type === 'deleted') {
+        this.pending.delete(name);
+        this.converged.delete(name);
+      } else if (w.status?.observedGeneration === w.metadata.generation) {
+        this.pending.delete(name);
+        this.converged.add(name);
+      } else {
+        this.converged.delete(name);
+        this.pending.add(name);
+      }
+      this.check();
+    });
+  }
+
+  async start(): Promise<void> {
+    this.informer.start();
+    await this.informer.whenSynced();
+  }
+
+  stop(): Promise<void> {
+    return this.informer.stop();
+  }
+
+  get convergedCount(): number {
+    return this.converged.size;
+  }
+
+  /** Resolves with performance.now() of the event that made `n` Websites converged (and none pending). */
+  untilConverged(n: number, timeoutMs: number): Promise<number> {
+    return new Promise((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${this.converged.size} of ${n} Websites converged after ${timeoutMs} ms`)), timeoutMs);
+      this.waiter = {
+        n,
+        resolve: (at) => {
+          clearTimeout(timer);
+          resolvePromise(at);
+        },
+      };
+      this.check();
+    });
+  }
+
+  private check(): void {
+    if (this.waiter && this.converged.size >= this.waiter.n && this.pending.size === 0) {
+      const { resolve: done } = this.waiter;
+      this.waiter = undefined;
+      done(performance.now());
+    }
+  }
+}
+
+/** "1.23 0.98 0.76" from /proc/loadavg. */
+export function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** VmRSS of a process in MiB, from /proc/<pid>/status. */
+export function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) / 1024;
+}
+
+/** process_resident_memory_bytes from a replica's /metrics, in MiB. */
+export async function metricsRssMiB(httpPort: number): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const match = /^process_resident_memory_bytes (\S+)$/m.exec(text);
+  return match ? Number(match[1]) / 1024 / 1024 : undefined;
+}
+
+export function percentile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
