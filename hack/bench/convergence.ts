@@ -7,11 +7,8 @@
  *
  *   node hack/bench/convergence.ts [N=200] [concurrencies=1,4,16]
  *
- * N is at most about 250: each Website gets a ClusterIP Service and the
- * local plane's Service range is a /24 (a fresh plane per concurrency).
- * And above 500 a cold start would not see every Website: the operator's
- * informer lists only the first page (KubernetesObjectApi.list drops the
- * continue token).
+ * Each Website gets a ClusterIP Service; the local plane's Service range is
+ * a /16, so N can go to thousands (a fresh plane per concurrency).
  *
  * Prints per concurrency: objects/s from the replica's 'running' line (and
  * from its spawn) to the last Website converging; spawn to first

@@ -7,9 +7,8 @@
  * creates are done and 5 s have passed, VmRSS (/proc/<pid>/status) and
  * process_resident_memory_bytes (/metrics) are read.
  *
- * The Websites are created after the replica started because the
- * operator's informer lists only the first page (500 objects) of a cold
- * start: KubernetesObjectApi.list drops the list's continue token.
+ * The Websites are created after the replica started, so they reach its
+ * cache through its watch (a standby: it caches but never reconciles).
  *
  *   node hack/bench/memory.ts [sizes=1000,3000,10000]
  *

@@ -71,8 +71,6 @@ export class ConvergenceWatch {
       resource: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace },
       logger: createLogger({ level: 'error', format: 'json' }),
       backoff: { initialMs: 100, maxMs: 500 },
-      // One page: KubernetesObjectApi.list drops the continue token, so a paged list stops after its first page.
-      pageSize: 100_000,
     });
     this.informer.subscribe((event) => {
       if (event.type === 'resync') return;

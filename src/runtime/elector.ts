@@ -35,6 +35,11 @@ export function validateLeaseTiming(t: LeaseTiming): void {
 }
 
 export interface LeaseElectorOptions extends LeaseTiming {
+  /**
+   * Lease calls. Give it a request timeout no longer than renewDeadline (the
+   * manager does): a request lost in a partition then cannot hold up a
+   * renewal, a campaign or the release on shutdown.
+   */
   leases: CoordinationV1Api;
   /** For the standby's watch on its Lease. */
   kubeConfig: KubeConfig;
@@ -147,7 +152,7 @@ export class LeaseElector {
   /**
    * Stops campaigning and renewing. With `release`, a leader then gives the
    * lease up (holder "" and leaseDurationSeconds 1, only if it is still the
-   * holder, bounded by renewDeadline) so a standby takes over at once.
+   * holder, bounded by the lease client's request timeout) so a standby takes over at once.
    */
   async stop(release: boolean): Promise<void> {
     this.stopController.abort();
@@ -362,18 +367,14 @@ export class LeaseElector {
     const now = new V1MicroTime(this.clock.wallNow().getTime());
     const started = this.clock.monotonicMs();
     try {
-      await withDeadline(
-        leases.replaceNamespacedLease({
-          namespace,
-          name,
-          body: {
-            ...lease,
-            spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
-          },
-        }),
-        this.options.renewDeadlineMs,
-        `release of lease ${namespace}/${name}`,
-      );
+      await leases.replaceNamespacedLease({
+        namespace,
+        name,
+        body: {
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
+        },
+      });
       this.logger.info('released lease', { durationMs: Math.round(this.clock.monotonicMs() - started) });
     } catch (error) {
       // A 409 means someone else holds it already; either way there is nothing left to give up.
@@ -487,18 +488,6 @@ function recordOf(lease: V1Lease): string {
 function leaseDurationMsOf(lease: V1Lease, fallbackMs: number): number {
   const seconds = lease.spec?.leaseDurationSeconds;
   return typeof seconds === 'number' && seconds > 0 ? seconds * 1000 : fallbackMs;
-}
-
-async function withDeadline<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([call, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function describe(error: unknown): string {

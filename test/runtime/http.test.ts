@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { type HealthResult, type HttpServerOptions, type RunningHttpServer, startHttpServer } from '../../src/runtime/http.ts';
 import { createLogger } from '../../src/runtime/logging.ts';
 import { OperatorMetrics, type RenderedMetrics } from '../../src/runtime/metrics.ts';
+import { settle } from '../support/fake-clock.ts';
 
 const healthy: HealthResult = { ok: true };
 
@@ -154,21 +155,25 @@ describe('startHttpServer', () => {
 
     it('lets a request in flight finish, then resolves without waiting for its connection to idle out', async () => {
       let releaseRender: () => void = () => undefined;
+      let renderStarted: () => void = () => undefined;
+      const rendering = new Promise<void>((resolve) => (renderStarted = resolve));
       const metrics = {
         render: () =>
           new Promise<RenderedMetrics>((resolve) => {
             releaseRender = () => resolve({ contentType: 'text/plain', body: 'late but whole' });
+            renderStarted();
           }),
       };
       const base = await start({ metrics });
       const agent = new Agent({ keepAlive: true });
       try {
         const response = getVia(agent, `${base}/metrics`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await rendering;
         let closed = false;
         const closing = server?.close().then(() => (closed = true));
         server = undefined;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // Give close() every chance to finish early: run the event loop dry of ready work.
+        await settle();
         expect(closed).to.equal(false);
         const started = performance.now();
         releaseRender();
