@@ -1,36 +1,32 @@
 # syntax=docker/dockerfile:1
 #
-# The ha-operator image: the TypeScript compiled to dist/ and production
-# dependencies only, on a distroless Node 24 base (no shell, no package
-# manager), running as the non-root user 65532.
+# The ha-operator image: ONE file, dist/main.mjs — src/main.ts and its
+# dependencies bundled by esbuild (hack/build.ts) — on a distroless Node 24
+# base (no shell, no package manager), running as the non-root user 65532.
+# No node_modules: the bundle holds everything it loads.
 #
 #   docker build -t REGISTRY/ha-operator:TAG .
 #
 # Pin the base images by digest (FROM image:tag@sha256:...) for reproducible builds.
 
-# --- build: compile src/ to dist/ with the dev dependencies (TypeScript) ---
+# --- build: npm ci (esbuild is a dev dependency), then bundle ---
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY hack/build.ts ./hack/
 COPY src ./src
 RUN npm run build
-
-# --- deps: the production dependencies alone ---
-FROM node:24-bookworm-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
 
 # --- runtime ---
 FROM gcr.io/distroless/nodejs24-debian12:nonroot
 WORKDIR /app
-ENV NODE_ENV=production \
-    NODE_OPTIONS=--enable-source-maps
-# package.json carries "type": "module", which makes dist/*.js ES modules.
-COPY package.json ./
-COPY --from=deps /app/node_modules ./node_modules
+ENV NODE_ENV=production
+# The source map ships beside the bundle but is not loaded: stack traces name
+# the functions either way (the bundle's identifiers are not minified), and
+# --enable-source-maps costs about 19 MiB of resident memory
+# (docs/BENCHMARKS.md). Set NODE_OPTIONS=--enable-source-maps in the
+# Deployment to have src/ file and line numbers in stack traces.
 COPY --from=build /app/dist ./dist
 # 65532 is distroless's "nonroot"; numeric, so that Kubernetes can check
 # runAsNonRoot without resolving a user name.
@@ -42,4 +38,4 @@ EXPOSE 8080
 # run the graceful shutdown (drain, release the Lease, exit) — so SIGTERM from
 # the kubelet reaches it. Node starts no child processes, so there are no
 # zombies to reap and no init (tini) is needed.
-CMD ["dist/main.js"]
+CMD ["dist/main.mjs"]

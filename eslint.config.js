@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'hack/k8s-binaries/', 'study-results/'] },
+  { ignores: ['dist/', 'node_modules/', 'hack/k8s-binaries/', 'study-results/', '.tmp/'] },
   eslint.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { expect } from 'chai';
 import {
   AppsV1Api,
@@ -8,6 +9,7 @@ import {
   EventsV1Api,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
+import { buildOperator } from '../../../hack/build.ts';
 import { Replica, type LogLine } from '../../../hack/lib/replica.ts';
 import { MEMBER_GROUP_LABEL } from '../../../src/runtime/membership.ts';
 import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
@@ -16,7 +18,9 @@ import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts'
 import { waitForObject } from '../support/wait.ts';
 
 /**
- * The operator (node src/main.ts, as OS processes) outside the cluster,
+ * The operator as the image runs it — dist/main.mjs, built by hack/build.ts and
+ * copied alone into an empty directory, so no node_modules can be reached —
+ * as OS processes outside the cluster,
  * authenticated with a token of the ServiceAccount from manifests/base and so
  * holding exactly the permissions of manifests/base/rbac.yaml, against the
  * RBAC-enforcing API server. It is configured as the Deployment configures it:
@@ -25,6 +29,7 @@ import { waitForObject } from '../support/wait.ts';
 
 const OPERATOR_NAMESPACE = 'ha-operator';
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
+let operatorEntry: string;
 
 /** A line that shows the API server refused something for lack of permission. */
 function forbidden(line: LogLine): boolean {
@@ -35,6 +40,7 @@ function forbidden(line: LogLine): boolean {
 function startReplica(name: string, kubeconfig: string, env: Record<string, string> = {}): Promise<Replica> {
   return Replica.start({
     name,
+    entry: operatorEntry,
     kubeconfig,
     // Placeholders: LEASE_NAMESPACE is removed below so that it defaults to POD_NAMESPACE, as in the pod.
     leaseNamespace: OPERATOR_NAMESPACE,
@@ -57,6 +63,11 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
   const replicas: Replica[] = [];
 
   before(async () => {
+    const bundle = await buildOperator();
+    const imageDir = mkdtempSync(join(cluster().dir, 'image-'));
+    operatorEntry = join(imageDir, basename(bundle));
+    copyFileSync(bundle, operatorEntry);
+    copyFileSync(`${bundle}.map`, `${operatorEntry}.map`);
     await cluster().kubectl(['apply', '-k', join(repoRoot, 'manifests')]);
     await waitForObject<V1CustomResourceDefinition>(adminKubeConfig(), '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
       `${WEBSITE_PLURAL}.${WEBSITE_GROUP}`,
