@@ -184,15 +184,15 @@ export class Informer<T extends KubernetesObject> {
 
   /** Lists every page, replaces the cache and emits what changed since the cache was last filled. */
   private async relist(): Promise<void> {
-    const { apiVersion, kind, labelSelector } = this.resource;
+    const { labelSelector } = this.resource;
     const fresh = new Map<string, T>();
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
       const page = await this.reader.list<T>(this.watchPath(), { labelSelector, limit: this.pageSize, continue: continueToken });
       for (const item of page.items) {
-        // List items carry no apiVersion/kind; handlers and SSA callers expect them.
-        fresh.set(objectKey(item), { ...item, apiVersion, kind });
+        const object = this.cacheable(item);
+        fresh.set(objectKey(object), object);
       }
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? '';
@@ -220,7 +220,6 @@ export class Informer<T extends KubernetesObject> {
 
   /** One watch request from the current resourceVersion; resolves when the server ends it. */
   private async watchOnce(): Promise<WatchOutcome> {
-    const { apiVersion, kind } = this.resource;
     return new Promise<WatchOutcome>((resolve, reject) => {
       let controller: AbortController | undefined;
       let finished = false;
@@ -245,7 +244,7 @@ export class Informer<T extends KubernetesObject> {
           else finish(new WatchError(`watch of ${this.describe()} returned an error: ${status.message ?? JSON.stringify(raw)}`, status.code));
           return;
         }
-        const object = { ...(raw as T), apiVersion, kind };
+        const object = this.cacheable(raw as T);
         this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
         if (type === 'BOOKMARK') return;
         this.apply(type, object);
@@ -272,6 +271,21 @@ export class Informer<T extends KubernetesObject> {
           if (finished) c.abort();
         }, (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))));
     });
+  }
+
+  /**
+   * What the cache keeps of an object as the server sent it. apiVersion and
+   * kind are set because list items carry none, and handlers and SSA callers
+   * need them. metadata.managedFields is dropped (client-go's
+   * TransformStripManagedFields): field ownership is the server's business
+   * under server-side apply, nothing reads it from a cache, and for an
+   * applied child it is a large part of the object (docs/BENCHMARKS.md,
+   * resident memory).
+   */
+  private cacheable(raw: T): T {
+    const metadata = { ...raw.metadata };
+    delete metadata.managedFields;
+    return { ...raw, apiVersion: this.resource.apiVersion, kind: this.resource.kind, metadata };
   }
 
   private apply(type: string, object: T): void {

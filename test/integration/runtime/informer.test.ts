@@ -177,6 +177,23 @@ describe('Informer (real control plane)', function () {
     expect(w.informer.listCount).to.equal(1);
   });
 
+  it('caches objects without metadata.managedFields, from the list and from the watch alike', async () => {
+    const namespace = await freshNamespace('inf-mf');
+    await put(namespace, 'listed', '1');
+    const w = watch(namespace);
+    await w.informer.whenSynced();
+    await put(namespace, 'watched', '1');
+    await w.until('watched is added', () => w.history('watched').length === 1);
+
+    for (const name of ['listed', 'watched']) {
+      const served = await core().readNamespacedConfigMap({ namespace, name });
+      expect(served.metadata?.managedFields, `managedFields of ${name} as the server serves it`).to.not.be.empty;
+      const cached = w.informer.get(w.key(name));
+      expect(cached?.metadata).to.not.have.property('managedFields');
+      expect(cached?.metadata).to.include({ name, namespace, resourceVersion: served.metadata?.resourceVersion, uid: served.metadata?.uid });
+    }
+  });
+
   it('catches up after kube-apiserver is killed and restarted mid-watch', async () => {
     const namespace = await freshNamespace('inf-restart');
     await put(namespace, 'x', '1');
