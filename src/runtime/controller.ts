@@ -106,9 +106,15 @@ export class Controller {
     informer.subscribe((event: InformerEvent<T>) => this.enqueue(objectKey(event.object), event.type));
   }
 
-  /** Queues the controlling owner (of `ownerKind`) of every child that changes. */
-  watchOwned<T extends KubernetesObject>(informer: Informer<T>, owner: { apiVersion: string; kind: string }): void {
+  /**
+   * Queues the controlling owner (of `owner`'s kind) of every child that changes.
+   * A child's periodic resync is not a change: the primary's own resync already
+   * revisits every owner, and passing the children's on would reconcile each
+   * owner once more per owned kind.
+   */
+  watchOwned<T extends KubernetesObject>(informer: Pick<Informer<T>, 'subscribe' | 'resource'>, owner: { apiVersion: string; kind: string }): void {
     informer.subscribe((event: InformerEvent<T>) => {
+      if (event.type === 'resync') return;
       const key = controllerOwnerKey(event.object, owner);
       if (key) this.enqueue(key, `owned:${informer.resource.kind}`);
     });

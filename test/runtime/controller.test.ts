@@ -11,6 +11,7 @@ import {
   type WorkPermit,
 } from '../../src/runtime/controller.ts';
 import { NotLeaderError, ReconcileError } from '../../src/runtime/errors.ts';
+import type { InformerEvent } from '../../src/runtime/informer.ts';
 import { createLogger } from '../../src/runtime/logging.ts';
 import { OperatorMetrics } from '../../src/runtime/metrics.ts';
 import { FakeClock, settle } from '../support/fake-clock.ts';
@@ -475,6 +476,35 @@ describe('Controller', () => {
       expect(await h.sample('controller_runtime_active_workers')).to.equal(0);
       expect(await h.sample('controller_runtime_reconcile_timeouts_total')).to.equal(0);
       expect(keysOf(h.calls)).to.deep.equal(['ns/a', 'ns/b']);
+    });
+  });
+
+  describe('owned children', () => {
+    it("queues the owner of a child that changes, but not of a child's periodic resync", async () => {
+      const h = harness();
+      const handlers: ((event: InformerEvent<KubernetesObject>) => void)[] = [];
+      const children = { resource: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps' }, subscribe: (handler: (event: InformerEvent<KubernetesObject>) => void) => {
+        handlers.push(handler);
+        return () => undefined;
+      } };
+      h.controller.watchOwned(children, { apiVersion: 'example.com/v1', kind: 'Website' });
+      const child: KubernetesObject = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'a-html', namespace: 'ns', ownerReferences: [{ apiVersion: 'example.com/v1', kind: 'Website', name: 'a', uid: 'u1', controller: true }] },
+      };
+      h.controller.start();
+
+      for (const handler of handlers) handler({ type: 'resync', object: child });
+      // One worker takes keys in order: the marker's reconcile comes after any the resync queued.
+      h.controller.enqueue('ns/marker', 'modified');
+      for (const handler of handlers) handler({ type: 'modified', object: child, previous: child });
+      await h.clock.advance(0);
+
+      expect(h.calls.map((c) => [c.key, c.context.trigger])).to.deep.equal([
+        ['ns/marker', 'modified'],
+        ['ns/a', 'owned:ConfigMap'],
+      ]);
     });
   });
 
