@@ -15,9 +15,12 @@
  * 'reconciled' line; resident memory (VmRSS and process_resident_memory_bytes)
  * with the N Websites and their children cached; the load average.
  */
+import { buildOperator } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { ConvergenceWatch, applyWebsites, loadAverage, metricsRssMiB, rssMiB, startPlane } from './websites.ts';
+import { ConvergenceWatch, applyWebsites, loadAverage, metricMiB, rssMiB, startPlane } from './websites.ts';
 
+// What the image runs: dist/main.mjs, rebuilt from the current sources.
+const entry = await buildOperator();
 const count = Number(process.argv[2] ?? 200);
 const concurrencies = (process.argv[3] ?? '1,4,16').split(',').map(Number);
 
@@ -36,8 +39,7 @@ interface Row {
 
 const rows: Row[] = [];
 for (const concurrency of concurrencies) {
-  // A fresh plane each time: its Service range (10.0.0.0/24) holds about 250 ClusterIPs, and
-  // without kube-controller-manager a deleted namespace's Services are never removed.
+  // A fresh plane each time: every run starts from the same empty etcd.
   const { plane, kubeConfig } = await startPlane();
   try {
     const namespace = `conv-${concurrency}`;
@@ -48,6 +50,7 @@ for (const concurrency of concurrencies) {
     const loadBefore = loadAverage();
     const spawnAt = performance.now();
     const replica = await Replica.start({
+      entry,
       name: `conv-${concurrency}`,
       kubeconfig: plane.kubeconfigPath,
       leaseNamespace: namespace,
@@ -61,7 +64,7 @@ for (const concurrency of concurrencies) {
       const first = await replica.waitForMessage('reconciled', 120_000);
       const convergedAt = await done;
       const rss = rssMiB(replica.pid);
-      const metricsRss = await metricsRssMiB(httpPort);
+      const metricsRss = await metricMiB(httpPort, 'process_resident_memory_bytes');
       const row: Row = {
         concurrency,
         createMs,

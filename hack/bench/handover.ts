@@ -15,8 +15,11 @@
  */
 import { resolve } from 'node:path';
 import { ControlPlane } from '../controlplane/plane.ts';
+import { buildOperator } from '../build.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
 
+// What the image runs: dist/main.mjs, rebuilt from the current sources.
+const entry = await buildOperator();
 const trials = Number(process.argv[2] ?? 20);
 const only = process.argv[3];
 const timings = { LEASE_DURATION_SECONDS: '15', RENEW_DEADLINE_SECONDS: '10', RETRY_PERIOD_SECONDS: '2', LOG_LEVEL: 'info' };
@@ -64,6 +67,7 @@ async function measure(namespace: string, env: Record<string, string>, signal: '
   let serial = 0;
   const start = async (): Promise<Replica> => {
     const replica = await Replica.start({
+      entry,
       name: `r${++serial}`,
       kubeconfig: plane.kubeconfigPath,
       leaseNamespace: namespace,

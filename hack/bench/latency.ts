@@ -1,21 +1,25 @@
 /**
  * Watch event to reconcile done, under load (issue 8). N Websites are
- * created and converged by one replica (LEADER_ELECTION=false, default
- * MAX_CONCURRENT_RECONCILES); then the harness changes their spec.html
+ * created and converged by one replica (dist/main.mjs, LEADER_ELECTION=false,
+ * MAX_CONCURRENT_RECONCILES=CONCURRENCY); then the harness changes their spec.html
  * (merge patch, open loop, round robin over the Websites) at RATE changes/s
  * for SECONDS s. For each change: from the API write returning to the
  * replica's first 'reconciled' line for that key with trigger 'modified'
  * (receive time on this process's monotonic clock) → p50 / p90 / p99 / max.
  *
- *   node hack/bench/latency.ts [N=100] [RATE=20] [SECONDS=30]
+ *   node hack/bench/latency.ts [N=100] [RATE=20] [SECONDS=30] [CONCURRENCY=2]
  */
 import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { buildOperator } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
 import { ConvergenceWatch, applyWebsites, loadAverage, percentile, sleep, startPlane, websiteName } from './websites.ts';
 
+// What the image runs: dist/main.mjs, rebuilt from the current sources.
+const entry = await buildOperator();
 const count = Number(process.argv[2] ?? 100);
 const rate = Number(process.argv[3] ?? 20);
 const seconds = Number(process.argv[4] ?? 30);
+const concurrency = Number(process.argv[5] ?? 2);
 const namespace = 'latency';
 
 interface Change {
@@ -31,11 +35,12 @@ try {
   const watch = new ConvergenceWatch(kubeConfig, namespace);
   await watch.start();
   const replica = await Replica.start({
+    entry,
     name: 'latency',
     kubeconfig: plane.kubeconfigPath,
     leaseNamespace: namespace,
     watchNamespace: namespace,
-    env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info' },
+    env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: String(concurrency) },
   });
   await watch.untilConverged(count, 10 * 60_000);
   await watch.stop();
@@ -97,7 +102,7 @@ try {
     latencies.push(line.receivedAtMs - c.answeredAt);
   }
   const ms = (v: number): string => `${v.toFixed(0)} ms`;
-  console.log(`${count} Websites, ${rate} changes/s for ${seconds} s (achieved ${achieved.toFixed(1)}/s); ${changes.length} writes answered, ${failures.length} failed; load average ${loadBefore} / ${loadAfter}`);
+  console.log(`${count} Websites, MAX_CONCURRENT_RECONCILES=${concurrency}, ${rate} changes/s for ${seconds} s (achieved ${achieved.toFixed(1)}/s); ${changes.length} writes answered, ${failures.length} failed; load average ${loadBefore} / ${loadAfter}`);
   console.log(`matched ${latencies.length}, no 'modified' reconcile found for ${missing}; ${early} reconciles were logged before the write's answer arrived (negative values)`);
   console.log('| reconcile counted | matched | p50 | p90 | p99 | max |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');

@@ -1,26 +1,46 @@
 /**
  * Resident memory of a replica with many Websites cached (issue 8). A
- * replica starts as a STANDBY (a Lease held by another identity for an hour
- * keeps it from reconciling, so its caches hold the Websites and no
- * children), THEN the Websites are created (server-side apply, 32 in
- * flight) and reach its cache through its watch. At each size, once the
- * creates are done and 5 s have passed, VmRSS (/proc/<pid>/status) and
- * process_resident_memory_bytes (/metrics) are read.
+ * replica (dist/main.mjs, what the image runs) starts as a STANDBY: a Lease
+ * held by another identity for an hour keeps it from reconciling, so its
+ * caches hold the Websites and no children. THEN the Websites are created
+ * (server-side apply, 32 in flight) and reach its cache through its watch. At
+ * each size, once the creates are done and 5 s have passed, VmRSS
+ * (/proc/<pid>/status) and process_resident_memory_bytes and
+ * nodejs_heap_size_used_bytes (/metrics) are read. Last, the other holder
+ * releases the Lease, the same replica leads and converges every Website
+ * (a Deployment, a Service and a ConfigMap each, cached too), and its memory
+ * is read again.
  *
- * The Websites are created after the replica started, so they reach its
- * cache through its watch (a standby: it caches but never reconciles).
+ * The replica runs in a memory cgroup limited like the Deployment in
+ * manifests/base (resources.limits.memory), where the machine allows it:
+ * Node sizes its heap from that limit, as it would in the pod, and the
+ * cgroup's peak is what the kubelet would compare with the limit.
  *
  *   node hack/bench/memory.ts [sizes=1000,3000,10000]
  *
  * Goal: ≤ 150 MB at 10,000 Websites.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Replica } from '../lib/replica.ts';
-import { applyWebsites, loadAverage, metricsRssMiB, rssMiB, sleep, startPlane } from './websites.ts';
+import { loadYaml, type V1Deployment } from '@kubernetes/client-node';
+import { buildOperator } from '../build.ts';
+import { MemoryCgroup } from '../lib/memory-cgroup.ts';
+import { Replica, REPO_ROOT } from '../lib/replica.ts';
+import { ConvergenceWatch, applyWebsites, loadAverage, metricMiB, rssMiB, sleep, startPlane } from './websites.ts';
 
-const sizes = (process.argv[2] ?? '1000,3000,10000').split(',').map(Number);
+// What the image runs: dist/main.mjs, rebuilt from the current sources.
+const entry = await buildOperator();
+const sizes = (process.argv[2] ?? '1000,10000').split(',').map(Number);
 const namespace = 'memory';
+
+const podLimit = deploymentMemoryLimit();
+const cgroup = MemoryCgroup.create('ha-operator-bench', podLimit.bytes);
+if ('unavailable' in cgroup) {
+  console.log(`NO memory limit (${cgroup.unavailable}): Node sizes its heap from the machine's memory, not from the pod's ${podLimit.text}`);
+} else {
+  console.log(`the replica runs in ${cgroup.dir}, limited to ${podLimit.text} like the pod`);
+}
+const launcher = 'unavailable' in cgroup ? undefined : cgroup.launcher();
 
 const { plane, kubeConfig } = await startPlane();
 const rows: string[] = [];
@@ -37,6 +57,8 @@ try {
   writeFileSync(leasePath, JSON.stringify(lease));
   await plane.kubectl(['apply', '-f', leasePath]);
   const replica = await Replica.start({
+    entry,
+    ...(launcher ? { launcher } : {}),
     name: 'memory',
     kubeconfig: plane.kubeconfigPath,
     leaseNamespace: namespace,
@@ -50,15 +72,52 @@ try {
     created = size;
     await sleep(5000);
     if (replica.messages('started leading').length > 0) throw new Error('the replica took the lease: its caches would fill with children');
-    const row = `| ${size.toLocaleString('en')} | ${rssMiB(replica.pid).toFixed(0)} MiB | ${(await metricsRssMiB(port))?.toFixed(0)} MiB | ${loadAverage()} |`;
-    rows.push(row);
-    console.log(row, size > 0 ? `(created ${size} in ${(ms / 1000).toFixed(0)} s)` : '');
+    rows.push(await row(size, 'standby: Websites only', replica.pid, port));
+    if (size > 0) console.log(`(created ${size} in ${(ms / 1000).toFixed(0)} s)`);
   }
+
+  // The same process leads: the other holder releases the Lease (as a
+  // graceful shutdown does), and the replica converges every Website, which
+  // puts their Deployments, Services and ConfigMaps in its caches too.
+  const watch = new ConvergenceWatch(kubeConfig, namespace);
+  await watch.start();
+  const releasedAt = performance.now();
+  writeFileSync(leasePath, JSON.stringify({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } }));
+  await plane.kubectl(['apply', '-f', leasePath]);
+  await replica.waitForMessage('started leading', 60_000);
+  const convergedAt = await watch.untilConverged(created, 60 * 60_000);
+  await watch.stop();
+  console.log(`leader converged ${created} Websites in ${((convergedAt - releasedAt) / 1000).toFixed(0)} s`);
+  await sleep(5000);
+  rows.push(await row(created, 'leader: Websites + 3 children each', replica.pid, port));
   await replica.stop();
-  console.log('\n| Websites cached (standby replica) | VmRSS | process_resident_memory_bytes | load average |');
-  console.log('| ---: | ---: | ---: | --- |');
-  for (const row of rows) console.log(row);
+  console.log(`\nmemory limit: ${'unavailable' in cgroup ? 'none' : podLimit.text}`);
+  console.log('| Websites | replica, caches | VmRSS | process_resident_memory_bytes | nodejs_heap_size_used_bytes | cgroup peak so far | load average |');
+  console.log('| ---: | --- | ---: | ---: | ---: | ---: | --- |');
+  for (const line of rows) console.log(line);
 } finally {
   for (const replica of Replica.running()) replica.sigkill();
+  await Promise.all(Replica.running().map((r) => r.exited));
   await plane.stop();
+  if (!('unavailable' in cgroup)) {
+    console.log(`OOM kills in the cgroup: ${cgroup.oomKills()}; peak ${(cgroup.peakBytes() / 2 ** 20).toFixed(0)} MiB of ${podLimit.text}`);
+    cgroup.remove();
+  }
+}
+
+async function row(size: number, role: string, pid: number, port: number): Promise<string> {
+  const mib = async (name: string): Promise<string> => (await metricMiB(port, name))?.toFixed(0) ?? '–';
+  const peak = 'unavailable' in cgroup ? '–' : `${(cgroup.peakBytes() / 2 ** 20).toFixed(0)} MiB`;
+  const line = `| ${size.toLocaleString('en')} | ${role} | ${rssMiB(pid).toFixed(0)} MiB | ${await mib('process_resident_memory_bytes')} MiB | ${await mib('nodejs_heap_size_used_bytes')} MiB | ${peak} | ${loadAverage()} |`;
+  console.log(line);
+  return line;
+}
+
+/** resources.limits.memory of the operator container in manifests/base/deployment.yaml. */
+function deploymentMemoryLimit(): { text: string; bytes: number } {
+  const deployment = loadYaml<V1Deployment>(readFileSync(join(REPO_ROOT, 'manifests', 'base', 'deployment.yaml'), 'utf8'));
+  const text = String(deployment.spec?.template.spec?.containers[0]?.resources?.limits?.memory ?? '');
+  const match = /^(\d+)(Mi|Gi)$/.exec(text);
+  if (!match) throw new Error(`manifests/base/deployment.yaml: memory limit "${text}" is not a number of Mi or Gi`);
+  return { text, bytes: Number(match[1]) * 2 ** (match[2] === 'Gi' ? 30 : 20) };
 }

@@ -8,9 +8,12 @@
  *
  *   node hack/bench/resync-writes.ts [N=200]
  */
+import { buildOperator } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
 import { ConvergenceWatch, applyWebsites, loadAverage, sleep, startPlane } from './websites.ts';
 
+// What the image runs: dist/main.mjs, rebuilt from the current sources.
+const entry = await buildOperator();
 const count = Number(process.argv[2] ?? 200);
 const namespace = 'resync';
 const PERIOD_S = 5;
@@ -21,7 +24,7 @@ try {
   await applyWebsites(kubeConfig, namespace, count);
   const watch = new ConvergenceWatch(kubeConfig, namespace);
   await watch.start();
-  const options = { kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
+  const options = { entry, kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
   const first = await Replica.start({ ...options, name: 'converge', env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: '4' } });
   await watch.untilConverged(count, 10 * 60_000);
   await quiet(first, 2000);

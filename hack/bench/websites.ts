@@ -139,10 +139,10 @@ export function rssMiB(pid: number): number {
   return Number(match[1]) / 1024;
 }
 
-/** process_resident_memory_bytes from a replica's /metrics, in MiB. */
-export async function metricsRssMiB(httpPort: number): Promise<number | undefined> {
+/** A byte-valued gauge (process_resident_memory_bytes, say) from a replica's /metrics, in MiB. */
+export async function metricMiB(httpPort: number, name: string): Promise<number | undefined> {
   const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const match = /^process_resident_memory_bytes (\S+)$/m.exec(text);
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return match ? Number(match[1]) / 1024 / 1024 : undefined;
 }
 

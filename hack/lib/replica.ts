@@ -49,6 +49,8 @@ export interface ReplicaOptions {
   entry?: string;
   /** Flags for node before the program. */
   nodeArgs?: string[];
+  /** A command that runs node for it (with node's command line appended), e.g. MemoryCgroup.launcher(). */
+  launcher?: string[];
   /** Called with every line as it arrives (to stream a replica's log while debugging, say). */
   onLine?: (line: LogLine) => void;
   /**
@@ -125,7 +127,9 @@ export class Replica {
   private constructor(options: ReplicaOptions, env: NodeJS.ProcessEnv) {
     this.name = options.name;
     this.onLine = options.onLine;
-    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.entry ?? resolve(REPO_ROOT, 'src', 'main.ts')], {
+    const nodeCommand = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? resolve(REPO_ROOT, 'src', 'main.ts')];
+    const [command = process.execPath, ...args] = [...(options.launcher ?? []), ...nodeCommand];
+    this.child = spawn(command, args, {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -133,7 +137,7 @@ export class Replica {
     });
     this.spawned = new Promise((resolveSpawn, rejectSpawn) => {
       this.child.once('spawn', resolveSpawn);
-      this.child.once('error', (error) => rejectSpawn(new Error(`could not start replica ${this.name} (${process.execPath}): ${error.message}`, { cause: error })));
+      this.child.once('error', (error) => rejectSpawn(new Error(`could not start replica ${this.name} (${command}): ${error.message}`, { cause: error })));
     });
     live.add(this);
     // Before its first output, so no line can arrive without a reader.
