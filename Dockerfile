@@ -24,7 +24,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 # The source map ships beside the bundle but is not loaded: stack traces name
 # the functions either way (the bundle's identifiers are not minified), and
-# --enable-source-maps costs about 19 MiB of resident memory
+# --enable-source-maps costs about 18 MiB of resident memory
 # (docs/BENCHMARKS.md). Set NODE_OPTIONS=--enable-source-maps in the
 # Deployment to have src/ file and line numbers in stack traces.
 COPY --from=build /app/dist ./dist

@@ -15,7 +15,7 @@ help:
 	@echo "make test          install everything, then typecheck, lint, unit and integration tests"
 	@echo "make build         bundle the operator into dist/main.mjs (what the image runs)"
 	@echo "make lint          eslint"
-	@echo "make bench         every benchmark (~45 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
+	@echo "make bench         every benchmark (~35 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
@@ -80,7 +80,7 @@ grafana: $(NODE_DEPS)
 	node hack/grafana/generate.ts
 
 # Each benchmark prints Markdown tables; docs/BENCHMARKS.md records them with the machine and the date.
-# The ones with replicas run dist/main.mjs (what the image runs), rebuilt first. About 45 minutes in all.
+# The ones with replicas run dist/main.mjs (what the image runs), rebuilt first. About 35 minutes in all.
 bench: $(BENCHES)
 
 bench-queue: $(NODE_DEPS)
@@ -105,6 +105,7 @@ bench-latency: deps controlplane
 	node hack/bench/latency.ts 100 5 30 2
 	node hack/bench/latency.ts 100 20 30 2
 	node hack/bench/latency.ts 100 20 30 8
+	node hack/bench/latency.ts 100 40 30 8
 
 # The high-availability study (hack/study/): real replicas under load on a local plane, production
 # lease timings, about 7 minutes. Writes study-results/<timestamp>/ (report.md, report.html,
