@@ -59,6 +59,19 @@ export class FencedWriter {
     return this.clients.objects.patch(desired, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply);
   }
 
+  /**
+   * JSON merge patch of `desired` onto the object as it was at
+   * `resourceVersion` (409 if it has changed since). A merge patch replaces
+   * each list it carries wholesale, which server-side apply cannot do for list
+   * items another field manager owns (a Service port changed by hand is a new
+   * item of `ports`, owned by whoever changed it).
+   */
+  async replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T> {
+    this.fence(`merge-patch ${desired.kind} ${desired.metadata?.namespace}/${desired.metadata?.name}`);
+    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion } };
+    return this.clients.objects.patch(body, undefined, undefined, this.fieldManager, undefined, PatchStrategy.MergePatch);
+  }
+
   /** Server-side apply of the status subresource of a custom object. */
   async applyStatus(target: StatusTarget, status: unknown): Promise<void> {
     const { group, version, plural, kind, namespace, name } = target;

@@ -29,6 +29,7 @@ export interface WebsiteWriter {
   /** Writes sent so far. */
   readonly writes: number;
   apply<T extends KubernetesObject>(desired: T): Promise<T>;
+  replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T>;
   applyStatus(target: StatusTarget, status: unknown): Promise<void>;
   createEvent(event: EventsV1Event): Promise<void>;
 }
@@ -197,13 +198,35 @@ async function ensureChild<T extends KubernetesObject>(pass: Pass, website: Webs
     applied = await pass.writer.apply(desired);
   } catch (error) {
     if (error instanceof NotLeaderError) throw error;
-    throw new ApplyError(`apply of ${what} failed: ${serverMessage(error)}`, { cause: error });
+    if (!(cached !== undefined && error instanceof ApiException && error.code === 422)) {
+      throw new ApplyError(`apply of ${what} failed: ${serverMessage(error)}`, { cause: error });
+    }
+    applied = await applyOverForeignListItems(pass, desired, cached, `apply of ${what} failed: ${serverMessage(error)}`);
   }
   pass.report.applied.push(`${what} (${difference})`);
   const digest = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
   const event = childEvent(applied, cached, difference, digest);
   if (event !== undefined) await record(pass, website, event);
   return applied;
+}
+
+/**
+ * The apply of an existing child was refused as invalid. One cause the
+ * operator can mend: list items someone else added by hand (a Service port
+ * number changed by hand is a new item of `ports`, keyed by port and
+ * protocol), which clash with the applied ones and which server-side apply
+ * will not remove. A merge patch of the desired child, conditional on the
+ * cached resourceVersion, replaces those lists; the apply then takes the
+ * fields back. If the patch is refused too, the apply's error stands.
+ */
+async function applyOverForeignListItems<T extends KubernetesObject>(pass: Pass, desired: T, cached: T, applyFailure: string): Promise<T> {
+  try {
+    await pass.writer.replaceLists(desired, cached.metadata?.resourceVersion ?? '');
+    return await pass.writer.apply(desired);
+  } catch (error) {
+    if (error instanceof NotLeaderError) throw error;
+    throw new ApplyError(`${applyFailure}; replacing its lists failed too: ${serverMessage(error)}`, { cause: error });
+  }
 }
 
 /**

@@ -181,7 +181,7 @@ describe('manifests: RBAC of the operator ServiceAccount (real token, real autho
       expect(list.items.map((w) => `${w.metadata.namespace}/${w.metadata.name}`)).to.include(`${namespace}/site`);
     });
 
-    it('applying children, status and an Event through the operator\'s own FencedWriter', async () => {
+    it('applying children, replacing their lists, status and an Event through the operator\'s own FencedWriter', async () => {
       const clients = {
         objects: KubernetesObjectApi.makeApiClient(sa),
         customObjects: sa.makeApiClient(CustomObjectsApi),
@@ -198,6 +198,9 @@ describe('manifests: RBAC of the operator ServiceAccount (real token, real autho
       }
       const deployment = await adminKubeConfig().makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'site' });
       expect(deployment.metadata?.ownerReferences?.[0]).to.include({ uid: website.metadata.uid, blockOwnerDeletion: true });
+      // The merge patch that replaces lists another manager added to (a hand-changed Service port).
+      const service = await adminKubeConfig().makeApiClient(CoreV1Api).readNamespacedService({ namespace, name: 'site' });
+      await writer.replaceLists(children.service, service.metadata!.resourceVersion!);
 
       const status = { observedGeneration: website.metadata.generation, readyReplicas: 0, url: 'http://site' };
       await writer.applyStatus({ group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, kind: WEBSITE_KIND, namespace, name: 'site' }, status);

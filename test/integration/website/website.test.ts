@@ -247,23 +247,44 @@ describe('the Website controller against a real control plane', function () {
     await waitForWebsite(ns, 'drift', (w) => condition(w, 'Ready')?.reason === 'RollingOut' && condition(w, 'Degraded')?.status === 'False');
   });
 
-  it('reports a Service port number changed by hand as ApplyFailed: server-side apply cannot remove another manager\'s list item', async () => {
+  it('restores a Service port number changed by hand, although server-side apply cannot remove the list item another manager owns', async () => {
     const { ns } = await run('web-port');
     await createWebsite(ns, 'port', { replicas: 0 });
     await waitForWebsite(ns, 'port', settled('ScaledToZero'));
-    await waitForChild<V1Service>(paths.services(ns), 'port');
+    const before = await waitForChild<V1Service>(paths.services(ns), 'port');
 
-    // ports is a list keyed by port and protocol: 8080 is a new item, owned by the editor, and the apply's item 80 now clashes with it.
-    await core.patchNamespacedService({ namespace: ns, name: 'port', body: { spec: { ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } } }, mergePatch);
-    const failed = await waitForWebsite(ns, 'port', settled('ApplyFailed'));
-    const message = condition(failed, 'Ready')?.message;
-    expect(message).to.equal(`apply of Service ${ns}/port failed: 422 Invalid: Service "port" is invalid: spec.ports[1].name: Duplicate value: "http"`);
-    expect((await eventsFor(ns, 'port')).filter((e) => e.type === 'Warning').map((e) => [e.reason, e.note])).to.deep.equal([['ApplyFailed', message]]);
+    // ports is a list keyed by port and protocol: 8080 is a new item, owned by the editor, and an apply of item 80
+    // clashes with it (the same name); the operator replaces the list by a merge patch, then applies again.
+    const edited = await core.patchNamespacedService({ namespace: ns, name: 'port', body: { spec: { ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } } }, mergePatch);
+    expect(edited.spec?.ports?.map((p) => p.port)).to.deep.equal([8080]);
+    // Done when the operator's apply (not only its merge patch) owns port 80 again.
+    const appliedPort80 = (s: V1Service): boolean => s.metadata?.managedFields?.some((f) =>
+      f.manager === 'ha-operator' && f.operation === 'Apply' &&
+      (f.fieldsV1 as Record<string, Record<string, Record<string, unknown>> | undefined> | undefined)?.['f:spec']?.['f:ports']?.['k:{"port":80,"protocol":"TCP"}'] !== undefined) ?? false;
+    const restored = await waitForChild<V1Service>(paths.services(ns), 'port', (s) =>
+      s.metadata?.resourceVersion !== edited.metadata?.resourceVersion && s.spec?.ports?.length === 1 && appliedPort80(s));
+    expect(restored.spec?.ports?.[0]).to.include({ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' });
+    // The same Service, not a new one: its ClusterIP did not change.
+    expect(restored.metadata?.uid).to.equal(before.metadata?.uid);
+    expect(restored.spec?.clusterIP).to.equal(before.spec?.clusterIP);
 
-    // Undoing the edit by hand lets the next apply through.
-    await core.patchNamespacedService({ namespace: ns, name: 'port', body: { spec: { ports: [{ name: 'http', port: 80, targetPort: 'http' }] } } }, mergePatch);
     await waitForWebsite(ns, 'port', settled('ScaledToZero'));
-    expect((await eventsFor(ns, 'port')).map((e) => e.reason)).to.include('Ready');
+    expect((await eventsFor(ns, 'port')).filter((e) => e.type === 'Warning')).to.deep.equal([]);
+  });
+
+  it('reports ApplyFailed with both refusals when the merge patch cannot mend an invalid Service either', async () => {
+    const { ns } = await run('web-port-invalid');
+    await createWebsite(ns, 'np', { replicas: 0, serviceType: 'NodePort', nodePort: 30081 });
+    await waitForWebsite(ns, 'np', settled('ScaledToZero'));
+    await waitForChild<V1Service>(paths.services(ns), 'np', (s) => s.spec?.ports?.[0]?.nodePort === 30081);
+
+    // Outside the node port range (30000-32767): invalid as an apply and as a merge patch alike.
+    await patchWebsite(ns, 'np', { nodePort: 80 });
+    const failed = await waitForWebsite(ns, 'np', settled('ApplyFailed'));
+    const refusal = `422 Invalid: Service "np" is invalid: spec.ports\\[0\\].nodePort: Invalid value: 80: provided port is not in the valid range`;
+    expect(condition(failed, 'Ready')?.message).to.match(new RegExp(`^apply of Service ${ns}/np failed: ${refusal}.*; replacing its lists failed too: ${refusal}`));
+    const service = await waitForChild<V1Service>(paths.services(ns), 'np');
+    expect(service.spec?.ports?.[0]?.nodePort).to.equal(30081);
   });
 
   it('reports ready replicas and Ready=True once the pods are Ready', async () => {
