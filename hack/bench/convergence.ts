@@ -5,7 +5,7 @@
  * status.observedGeneration == metadata.generation. Once per
  * MAX_CONCURRENT_RECONCILES value, each in a fresh namespace.
  *
- *   node hack/bench/convergence.ts [N=200] [concurrencies=1,4,16]
+ *   node hack/bench/convergence.ts [N=1000] [concurrencies=1,4,16]
  *
  * Each Website gets a ClusterIP Service; the local plane's Service range is
  * a /16, so N can go to thousands (a fresh plane per concurrency).
@@ -21,7 +21,7 @@ import { ConvergenceWatch, applyWebsites, loadAverage, metricMiB, rssMiB, startP
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
-const count = Number(process.argv[2] ?? 200);
+const count = Number(process.argv[2] ?? 1000);
 const concurrencies = (process.argv[3] ?? '1,4,16').split(',').map(Number);
 
 interface Row {

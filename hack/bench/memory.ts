@@ -16,7 +16,7 @@
  * Node sizes its heap from that limit, as it would in the pod, and the
  * cgroup's peak is what the kubelet would compare with the limit.
  *
- *   node hack/bench/memory.ts [sizes=1000,3000,10000]
+ *   node hack/bench/memory.ts [sizes=1000,10000]
  *
  * Goal: ≤ 150 MB at 10,000 Websites.
  */
