@@ -17,7 +17,8 @@
  */
 import { buildOperator } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { ConvergenceWatch, applyWebsites, loadAverage, metricMiB, rssMiB, startPlane } from './websites.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { applyWebsites, loadAverage, metricMiB, rssMiB, startPlane } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -45,7 +46,7 @@ for (const concurrency of concurrencies) {
     const namespace = `conv-${concurrency}`;
     await plane.kubectl(['create', 'namespace', namespace]);
     const createMs = await applyWebsites(kubeConfig, namespace, count);
-    const watch = new ConvergenceWatch(kubeConfig, namespace);
+    const watch = new ConvergenceWatch({ kubeConfig, namespace });
     await watch.start();
     const loadBefore = loadAverage();
     const spawnAt = performance.now();
@@ -58,7 +59,7 @@ for (const concurrency of concurrencies) {
       env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: String(concurrency) },
     });
     try {
-      const done = watch.untilConverged(count, 30 * 60_000);
+      const done = watch.untilConverged(30 * 60_000, { count });
       const httpPort = await replica.running(120_000);
       const running = replica.messages('running')[0]!;
       const first = await replica.waitForMessage('reconciled', 120_000);

@@ -12,7 +12,8 @@
 import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { buildOperator } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
-import { ConvergenceWatch, applyWebsites, loadAverage, percentile, sleep, startPlane, websiteName } from './websites.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { applyWebsites, loadAverage, percentile, sleep, startPlane, websiteName } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -32,7 +33,7 @@ const { plane, kubeConfig } = await startPlane();
 try {
   await plane.kubectl(['create', 'namespace', namespace]);
   await applyWebsites(kubeConfig, namespace, count);
-  const watch = new ConvergenceWatch(kubeConfig, namespace);
+  const watch = new ConvergenceWatch({ kubeConfig, namespace });
   await watch.start();
   const replica = await Replica.start({
     entry,
@@ -42,7 +43,7 @@ try {
     watchNamespace: namespace,
     env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: String(concurrency) },
   });
-  await watch.untilConverged(count, 10 * 60_000);
+  await watch.untilConverged(10 * 60_000, { count });
   await watch.stop();
   await sleep(2000);
 

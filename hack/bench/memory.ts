@@ -26,7 +26,8 @@ import { loadYaml, type V1Deployment } from '@kubernetes/client-node';
 import { buildOperator } from '../build.ts';
 import { MemoryCgroup } from '../lib/memory-cgroup.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
-import { ConvergenceWatch, applyWebsites, loadAverage, metricMiB, rssMiB, sleep, startPlane } from './websites.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { applyWebsites, loadAverage, metricMiB, rssMiB, sleep, startPlane } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -79,13 +80,13 @@ try {
   // The same process leads: the other holder releases the Lease (as a
   // graceful shutdown does), and the replica converges every Website, which
   // puts their Deployments, Services and ConfigMaps in its caches too.
-  const watch = new ConvergenceWatch(kubeConfig, namespace);
+  const watch = new ConvergenceWatch({ kubeConfig, namespace });
   await watch.start();
   const releasedAt = performance.now();
   writeFileSync(leasePath, JSON.stringify({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } }));
   await plane.kubectl(['apply', '-f', leasePath]);
   await replica.waitForMessage('started leading', 60_000);
-  const convergedAt = await watch.untilConverged(created, 60 * 60_000);
+  const convergedAt = await watch.untilConverged(60 * 60_000, { count: created });
   await watch.stop();
   console.log(`leader converged ${created} Websites in ${((convergedAt - releasedAt) / 1000).toFixed(0)} s`);
   await sleep(5000);

@@ -10,7 +10,8 @@
  */
 import { buildOperator } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
-import { ConvergenceWatch, applyWebsites, loadAverage, sleep, startPlane } from './websites.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { applyWebsites, loadAverage, sleep, startPlane } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -22,11 +23,11 @@ const { plane, kubeConfig } = await startPlane();
 try {
   await plane.kubectl(['create', 'namespace', namespace]);
   await applyWebsites(kubeConfig, namespace, count);
-  const watch = new ConvergenceWatch(kubeConfig, namespace);
+  const watch = new ConvergenceWatch({ kubeConfig, namespace });
   await watch.start();
   const options = { entry, kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
   const first = await Replica.start({ ...options, name: 'converge', env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: '4' } });
-  await watch.untilConverged(count, 10 * 60_000);
+  await watch.untilConverged(10 * 60_000, { count });
   await quiet(first, 2000);
   await first.stop();
   await watch.stop();

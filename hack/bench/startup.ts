@@ -14,7 +14,8 @@
  */
 import { buildOperator } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { ConvergenceWatch, applyWebsites, loadAverage, percentile, rssMiB, startPlane } from './websites.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { applyWebsites, loadAverage, percentile, rssMiB, startPlane } from './websites.ts';
 
 const trials = Number(process.argv[2] ?? 10);
 const websites = 100;
@@ -38,10 +39,10 @@ const loadBefore = loadAverage();
 try {
   await plane.kubectl(['create', 'namespace', namespace]);
   await applyWebsites(kubeConfig, namespace, websites);
-  const watch = new ConvergenceWatch(kubeConfig, namespace);
+  const watch = new ConvergenceWatch({ kubeConfig, namespace });
   await watch.start();
   const converging = await startReplica('converge', bundle, []);
-  await watch.untilConverged(websites, 300_000);
+  await watch.untilConverged(300_000, { count: websites });
   await converging.stop();
   await watch.stop();
 

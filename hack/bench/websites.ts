@@ -1,9 +1,9 @@
 /**
  * Shared pieces of the Website benchmarks (convergence.ts, resync-writes.ts,
- * memory.ts, latency.ts): a local control plane with the Website CRD, many
- * Websites created quickly by server-side apply in parallel, a watch that
- * says when every Website's status caught up with its generation, and the
- * machine's load average and a process's resident memory.
+ * memory.ts, latency.ts, startup.ts): a local control plane with the Website
+ * CRD, many Websites created quickly by server-side apply in parallel, and the
+ * machine's load average and a process's resident memory. The watch that says
+ * when they converged is hack/lib/convergence-watch.ts.
  *
  * Not a benchmark itself; the scripts import it.
  */
@@ -12,9 +12,7 @@ import { resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/plane.ts';
 import { REPO_ROOT } from '../lib/replica.ts';
-import { Informer } from '../../src/runtime/informer.ts';
-import { createLogger } from '../../src/runtime/logging.ts';
-import { WEBSITE_API_VERSION, WEBSITE_KIND, WEBSITE_PLURAL, type Website } from '../../src/website/types.ts';
+import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from '../../src/website/types.ts';
 
 export async function startPlane(): Promise<{ plane: ControlPlane; kubeConfig: KubeConfig }> {
   const plane = await ControlPlane.start();
@@ -52,79 +50,6 @@ export async function applyWebsites(kubeConfig: KubeConfig, namespace: string, c
   };
   await Promise.all(Array.from({ length: parallel }, worker));
   return performance.now() - started;
-}
-
-/**
- * Watches the Websites of one namespace (the project's Informer; a watch, no
- * polling) and resolves `converged(n)` once `n` of them are cached with
- * status.observedGeneration == metadata.generation.
- */
-export class ConvergenceWatch {
-  readonly informer: Informer<Website>;
-  private readonly pending = new Set<string>();
-  private readonly converged = new Set<string>();
-  private waiter: { n: number; resolve: (atMs: number) => void } | undefined;
-
-  constructor(kubeConfig: KubeConfig, namespace: string) {
-    this.informer = new Informer<Website>({
-      kubeConfig,
-      resource: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace },
-      logger: createLogger({ level: 'error', format: 'json' }),
-      backoff: { initialMs: 100, maxMs: 500 },
-    });
-    this.informer.subscribe((event) => {
-      if (event.type === 'resync') return;
-      const w = event.object;
-      const name = w.metadata.name;
-      if (event.type === 'deleted') {
-        this.pending.delete(name);
-        this.converged.delete(name);
-      } else if (w.status?.observedGeneration === w.metadata.generation) {
-        this.pending.delete(name);
-        this.converged.add(name);
-      } else {
-        this.converged.delete(name);
-        this.pending.add(name);
-      }
-      this.check();
-    });
-  }
-
-  async start(): Promise<void> {
-    this.informer.start();
-    await this.informer.whenSynced();
-  }
-
-  stop(): Promise<void> {
-    return this.informer.stop();
-  }
-
-  get convergedCount(): number {
-    return this.converged.size;
-  }
-
-  /** Resolves with performance.now() of the event that made `n` Websites converged (and none pending). */
-  untilConverged(n: number, timeoutMs: number): Promise<number> {
-    return new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`only ${this.converged.size} of ${n} Websites converged after ${timeoutMs} ms`)), timeoutMs);
-      this.waiter = {
-        n,
-        resolve: (at) => {
-          clearTimeout(timer);
-          resolvePromise(at);
-        },
-      };
-      this.check();
-    });
-  }
-
-  private check(): void {
-    if (this.waiter && this.converged.size >= this.waiter.n && this.pending.size === 0) {
-      const { resolve: done } = this.waiter;
-      this.waiter = undefined;
-      done(performance.now());
-    }
-  }
 }
 
 /** "1.23 0.98 0.76" from /proc/loadavg. */

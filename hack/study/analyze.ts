@@ -5,6 +5,7 @@
  * no clock: test/study/analyze.test.ts drives it with fixtures.
  */
 import type { Change, Handover, Overlap, Phase, ReplicaTimeline, Span, Stats, Term, WriteBins } from './types.ts';
+import type { Observation } from '../lib/convergence-watch.ts';
 
 /** The lease of the terms of replicas that run without leader election. */
 export const NO_LEASE = '(no lease)';
@@ -22,12 +23,6 @@ export interface LogRecord {
   write?: string;
   reason?: string;
   durationMs?: number;
-}
-
-/** A status.observedGeneration the harness's watch saw, and when. */
-export interface Observation {
-  at: number;
-  observedGeneration: number;
 }
 
 /** "namespace/name" → "name"; anything else as a string. */

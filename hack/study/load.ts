@@ -1,17 +1,13 @@
 /**
- * The steady load of the study and the watch that measures it.
+ * The steady load of the study.
  *
  * LoadGenerator sends creates and spec updates of Websites at a fixed rate
  * (open loop: a slow or absent answer does not slow it down) and records the
- * generation each one got. ConvergenceWatch watches the Websites and records
- * when each one's status.observedGeneration moved, which is when the
- * operator's status write for that generation became visible to a client.
+ * generation each one got; hack/lib/convergence-watch.ts measures when the
+ * operator's status caught up with it.
  */
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { Informer } from '../../src/runtime/informer.ts';
-import { createLogger } from '../../src/runtime/logging.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../src/website/types.ts';
-import type { Observation } from './analyze.ts';
 import type { LoadSettings } from './types.ts';
 
 /** A change the API server accepted, before its convergence is known. */
@@ -135,88 +131,6 @@ export class LoadGenerator {
 
   private record(name: string, op: 'create' | 'update', website: Website, sentAt: number): void {
     this.changes.push({ name, op, generation: website.metadata.generation, sentAt, answeredAt: this.now() });
-  }
-}
-
-/**
- * Watches the Websites of one namespace (the project's Informer: it
- * reconnects after any error, here with a short backoff so an API server
- * outage does not leave the measurement behind) and records every change of
- * status.observedGeneration per Website.
- */
-export class ConvergenceWatch {
-  readonly observations = new Map<string, Observation[]>();
-  private readonly informer: Informer<Website>;
-  private readonly now: () => number;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(options: { kubeConfig: KubeConfig; namespace: string; now: () => number }) {
-    this.now = options.now;
-    this.informer = new Informer<Website>({
-      kubeConfig: options.kubeConfig,
-      resource: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace: options.namespace },
-      logger: createLogger({ level: 'error', format: 'json' }),
-      backoff: { initialMs: 100, maxMs: 500 },
-    });
-    this.informer.subscribe((event) => {
-      if (event.type === 'deleted' || event.type === 'resync') return;
-      const website = event.object;
-      const observed = website.status?.observedGeneration;
-      if (typeof observed !== 'number') return;
-      const list = this.observations.get(website.metadata.name) ?? [];
-      if (list.at(-1)?.observedGeneration !== observed) list.push({ at: this.now(), observedGeneration: observed });
-      this.observations.set(website.metadata.name, list);
-      for (const listener of this.listeners) listener();
-    });
-  }
-
-  async start(): Promise<void> {
-    this.informer.start();
-    await this.informer.whenSynced();
-  }
-
-  stop(): Promise<void> {
-    return this.informer.stop();
-  }
-
-  /** Names of the cached Websites whose status has not caught up with their generation. */
-  pending(): string[] {
-    return this.informer.list()
-      .filter((w) => w.status?.observedGeneration !== w.metadata.generation)
-      .map((w) => w.metadata.name)
-      .sort();
-  }
-
-  /**
-   * Resolves once every cached Website is converged — and, for each name in
-   * `atLeast`, has observed at least that generation (a fresh read can be
-   * ahead of the watch cache) — or rejects after `timeoutMs` naming the others.
-   */
-  untilConverged(timeoutMs: number, atLeast: ReadonlyMap<string, number> = new Map()): Promise<void> {
-    const behind = (): string[] => [
-      ...this.pending(),
-      ...[...atLeast].filter(([name, generation]) => {
-        const observed = this.observations.get(name)?.at(-1)?.observedGeneration ?? 0;
-        return observed < generation;
-      }).map(([name]) => name),
-    ];
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (behind().length > 0) return;
-        done();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`Websites not converged after ${timeoutMs} ms: ${[...new Set(behind())].slice(0, 20).join(', ')}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
   }
 }
 

@@ -29,7 +29,8 @@ import {
   type LogRecord,
 } from './analyze.ts';
 import { formatMs } from './charts.ts';
-import { ConvergenceWatch, LoadGenerator, describe } from './load.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { LoadGenerator, describe } from './load.ts';
 import type { Change, Check, FinalState, Handover, LoadSettings, Marker, ReplicaTimeline, ScenarioResult, Span } from './types.ts';
 
 export const LEASE = 'ha-operator';
@@ -279,7 +280,7 @@ export class ScenarioRun {
       await this.watch.untilConverged(90_000);
       // The watch cache may trail a fresh read: wait until it has seen the status for the
       // generation each Website has now, so the final read below is not a race.
-      await this.watch.untilConverged(30_000, await this.currentGenerations());
+      await this.watch.untilConverged(30_000, { atLeast: await this.currentGenerations() });
     } catch (error) {
       this.progress(describe(error));
     }
