@@ -217,7 +217,8 @@ async function ensureChild<T extends KubernetesObject>(pass: Pass, website: Webs
  * protocol), which clash with the applied ones and which server-side apply
  * will not remove. A merge patch of the desired child, conditional on the
  * cached resourceVersion, replaces those lists; the apply then takes the
- * fields back. If the patch is refused too, the apply's error stands.
+ * fields back. If the patch is refused too (or the cached copy is stale: 409),
+ * the reconcile fails with both refusals and is retried with backoff.
  */
 async function applyOverForeignListItems<T extends KubernetesObject>(pass: Pass, desired: T, cached: T, applyFailure: string): Promise<T> {
   try {
