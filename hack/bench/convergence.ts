@@ -17,8 +17,7 @@
  */
 import { buildOperator } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { applyWebsites, loadAverage, metricMiB, rssMiB, startPlane } from './websites.ts';
+import { loadAverage, metricMiB, rssMiB, startPlane, watchedWebsites } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -44,10 +43,7 @@ for (const concurrency of concurrencies) {
   const { plane, kubeConfig } = await startPlane();
   try {
     const namespace = `conv-${concurrency}`;
-    await plane.kubectl(['create', 'namespace', namespace]);
-    const createMs = await applyWebsites(kubeConfig, namespace, count);
-    const watch = new ConvergenceWatch({ kubeConfig, namespace });
-    await watch.start();
+    const { watch, createMs } = await watchedWebsites(plane, kubeConfig, namespace, count);
     const loadBefore = loadAverage();
     const spawnAt = performance.now();
     const replica = await Replica.start({

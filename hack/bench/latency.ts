@@ -12,8 +12,7 @@
 import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { buildOperator } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
-import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { applyWebsites, loadAverage, percentile, sleep, startPlane, websiteName } from './websites.ts';
+import { loadAverage, percentile, sleep, startPlane, watchedWebsites, websiteName } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -31,10 +30,7 @@ interface Change {
 
 const { plane, kubeConfig } = await startPlane();
 try {
-  await plane.kubectl(['create', 'namespace', namespace]);
-  await applyWebsites(kubeConfig, namespace, count);
-  const watch = new ConvergenceWatch({ kubeConfig, namespace });
-  await watch.start();
+  const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
   const replica = await Replica.start({
     entry,
     name: 'latency',

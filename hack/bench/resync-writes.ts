@@ -10,8 +10,7 @@
  */
 import { buildOperator } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
-import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { applyWebsites, loadAverage, sleep, startPlane } from './websites.ts';
+import { loadAverage, sleep, startPlane, watchedWebsites } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -21,10 +20,7 @@ const PERIOD_S = 5;
 
 const { plane, kubeConfig } = await startPlane();
 try {
-  await plane.kubectl(['create', 'namespace', namespace]);
-  await applyWebsites(kubeConfig, namespace, count);
-  const watch = new ConvergenceWatch({ kubeConfig, namespace });
-  await watch.start();
+  const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
   const options = { entry, kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
   const first = await Replica.start({ ...options, name: 'converge', env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: '4' } });
   await watch.untilConverged(10 * 60_000, { count });

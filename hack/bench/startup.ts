@@ -14,8 +14,7 @@
  */
 import { buildOperator } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { applyWebsites, loadAverage, percentile, rssMiB, startPlane } from './websites.ts';
+import { loadAverage, percentile, rssMiB, startPlane, watchedWebsites } from './websites.ts';
 
 const trials = Number(process.argv[2] ?? 10);
 const websites = 100;
@@ -37,10 +36,7 @@ const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
 const { plane, kubeConfig } = await startPlane();
 const loadBefore = loadAverage();
 try {
-  await plane.kubectl(['create', 'namespace', namespace]);
-  await applyWebsites(kubeConfig, namespace, websites);
-  const watch = new ConvergenceWatch({ kubeConfig, namespace });
-  await watch.start();
+  const { watch } = await watchedWebsites(plane, kubeConfig, namespace, websites);
   const converging = await startReplica('converge', bundle, []);
   await watch.untilConverged(300_000, { count: websites });
   await converging.stop();

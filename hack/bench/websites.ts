@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/plane.ts';
+import { ConvergenceWatch } from '../lib/convergence-watch.ts';
 import { REPO_ROOT } from '../lib/replica.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from '../../src/website/types.ts';
 
@@ -50,6 +51,15 @@ export async function applyWebsites(kubeConfig: KubeConfig, namespace: string, c
   };
   await Promise.all(Array.from({ length: parallel }, worker));
   return performance.now() - started;
+}
+
+/** Creates `namespace` with `count` Websites and starts a ConvergenceWatch on it; createMs is how long the creates took. */
+export async function watchedWebsites(plane: ControlPlane, kubeConfig: KubeConfig, namespace: string, count: number): Promise<{ watch: ConvergenceWatch; createMs: number }> {
+  await plane.kubectl(['create', 'namespace', namespace]);
+  const createMs = await applyWebsites(kubeConfig, namespace, count);
+  const watch = new ConvergenceWatch({ kubeConfig, namespace });
+  await watch.start();
+  return { watch, createMs };
 }
 
 /** "1.23 0.98 0.76" from /proc/loadavg. */

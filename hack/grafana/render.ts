@@ -93,14 +93,8 @@ export function renderHeatmap(series: MatrixSeries[], options: HeatmapOptions): 
   const rows = data.bounds.slice(first, last + 1).map((bound, i) => ({ bound, lower: first + i === 0 ? 0 : data.bounds[first + i - 1]!, counts: data.counts[first + i]! }));
   const max = Math.max(0, ...rows.flatMap((r) => r.counts));
 
-  const width = options.width ?? 960;
   const rowHeight = 18;
-  const top = (options.subtitle ? 64 : 44) + (options.markers?.length ? 18 : 0);
-  const left = 110;
-  const right = 110;
-  const plotWidth = width - left - right;
-  const plotHeight = rows.length * rowHeight;
-  const height = top + plotHeight + 56;
+  const { width, top, left, plotWidth, plotHeight, height } = chartLayout(options, rows.length * rowHeight);
   const cellWidth = plotWidth / data.times.length;
 
   const out = header(width, height, options.title, options.subtitle);
@@ -186,14 +180,8 @@ export function leaderLanes(series: MatrixSeries[], axis: TimeAxis, lanes: strin
 
 export function renderLeaderTimeline(series: MatrixSeries[], options: TimelineOptions): string {
   const lanes = leaderLanes(series, options, options.lanes);
-  const width = options.width ?? 960;
   const laneHeight = 34;
-  const top = (options.subtitle ? 64 : 44) + (options.markers?.length ? 18 : 0);
-  const left = 110;
-  const right = 110;
-  const plotWidth = width - left - right;
-  const plotHeight = lanes.length * laneHeight;
-  const height = top + plotHeight + 56;
+  const { width, top, left, plotWidth, plotHeight, height } = chartLayout(options, lanes.length * laneHeight);
   const x = (t: number): number => left + ((t - options.start) / (options.end - options.start)) * plotWidth;
 
   const out = header(width, height, options.title, options.subtitle);
@@ -223,6 +211,15 @@ export function renderLeaderTimeline(series: MatrixSeries[], options: TimelineOp
 }
 
 // --- shared pieces ---
+
+/** Where a chart's plot sits: room above for the title, subtitle and marker labels, 110 px each side for labels, 56 px below for the time axis. */
+function chartLayout(options: { width?: number; subtitle?: string; markers?: TimelineMarker[] }, plotHeight: number) {
+  const width = options.width ?? 960;
+  const top = (options.subtitle ? 64 : 44) + (options.markers?.length ? 18 : 0);
+  const left = 110;
+  const right = 110;
+  return { width, top, left, plotWidth: width - left - right, plotHeight, height: top + plotHeight + 56 };
+}
 
 function header(width: number, height: number, title: string, subtitle: string | undefined): string[] {
   const out = [
