@@ -8,6 +8,7 @@ import { createLogger, type Logger } from './runtime/logging.ts';
 import { Manager } from './runtime/manager.ts';
 import { OperatorMetrics } from './runtime/metrics.ts';
 import { registerWebsiteController } from './website/controller.ts';
+import packageJson from '../package.json' with { type: 'json' };
 
 const FIELD_MANAGER = 'ha-operator';
 
@@ -26,7 +27,9 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  const manager = new Manager({ config, kubeConfig, logger, metrics: new OperatorMetrics(), fieldManager: FIELD_MANAGER });
+  // Names this replica on every request, so the API server's audit log (and its own logs) tell replicas apart.
+  const userAgent = `${FIELD_MANAGER}/${packageJson.version} (${config.podName})`;
+  const manager = new Manager({ config, kubeConfig, logger, metrics: new OperatorMetrics(), fieldManager: FIELD_MANAGER, userAgent });
   registerWebsiteController(manager);
 
   let stopping = false;

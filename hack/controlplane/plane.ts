@@ -23,7 +23,31 @@ export interface ControlPlaneOptions {
   parentDir?: string;
   /** Leave the processes running after this process exits (for `make cluster-up`). */
   detached?: boolean;
+  /**
+   * Turn on kube-apiserver's audit log (auditLogPath): every committed
+   * create/update/patch/delete outside the kube-* namespaces at level
+   * RequestResponse. The failover tests, the study and the chaos run judge
+   * safety from it (hack/lib/audit.ts).
+   */
+  audit?: boolean;
 }
+
+/**
+ * Mutating requests with their request and response bodies (the response's
+ * resourceVersion orders the commits on each object); reads and the system
+ * namespaces not at all. Only ResponseComplete events: one per request.
+ */
+const AUDIT_POLICY = {
+  apiVersion: 'audit.k8s.io/v1',
+  kind: 'Policy',
+  omitStages: ['RequestReceived'],
+  rules: [
+    { level: 'None', namespaces: ['kube-system', 'kube-public', 'kube-node-lease'] },
+    { level: 'None', verbs: ['get', 'list', 'watch'] },
+    { level: 'RequestResponse', verbs: ['create', 'update', 'patch', 'delete', 'deletecollection'] },
+    { level: 'None' },
+  ],
+};
 
 /** The controllers that make ownerReference GC, namespace deletion and Deployment rollouts real. */
 const controllers = [
@@ -52,6 +76,8 @@ export class ControlPlane {
   readonly etcdUrl: string;
   /** Detached planes outlive this process (`make cluster-up`); the exit cleanup leaves them alone. */
   readonly detached: boolean;
+  /** The audit log (JSON lines), when the plane was started with `audit`. */
+  readonly auditLogPath: string | undefined;
   private readonly certs: PlaneCertificates;
   private readonly ports: Ports;
   private etcd: ManagedProcess | undefined;
@@ -59,7 +85,7 @@ export class ControlPlane {
   private controllerManager: ManagedProcess | undefined;
   private stopped = false;
 
-  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, detached: boolean) {
+  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, detached: boolean, audit: boolean) {
     this.dir = dir;
     this.binDir = binDir;
     this.certs = certs;
@@ -69,6 +95,7 @@ export class ControlPlane {
     this.kubeconfigPath = join(dir, 'admin.kubeconfig');
     this.detached = detached;
     this.ports = ports;
+    this.auditLogPath = audit ? join(dir, 'audit.log') : undefined;
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -76,7 +103,7 @@ export class ControlPlane {
     const parent = options.parentDir ?? tmpdir();
     await mkdir(parent, { recursive: true });
     const dir = mkdtempSync(join(parent, 'ha-operator-plane-'));
-    const plane = new ControlPlane(dir, binDir, await writeCertificates(dir), await freePorts(), options.detached ?? false);
+    const plane = new ControlPlane(dir, binDir, await writeCertificates(dir), await freePorts(), options.detached ?? false, options.audit ?? false);
     planes.add(plane);
     try {
       await plane.writeKubeconfig(plane.kubeconfigPath, { clientCert: plane.certs.adminCert, clientKey: plane.certs.adminKey });
@@ -128,6 +155,12 @@ export class ControlPlane {
       `--service-account-key-file=${this.certs.serviceAccountPublicKey}`,
       `--service-account-signing-key-file=${this.certs.serviceAccountPrivateKey}`,
     ];
+    if (this.auditLogPath) {
+      const policy = join(this.dir, 'audit-policy.json');
+      await writeFile(policy, JSON.stringify(AUDIT_POLICY));
+      // The log backend is blocking by default: an event is written before its response is sent.
+      args.push(`--audit-policy-file=${policy}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-format=json', '--audit-log-maxsize=0');
+    }
     this.apiServer = this.spawn('kube-apiserver', args);
     await this.waitReady(this.apiServer, readyTimeoutMs);
   }

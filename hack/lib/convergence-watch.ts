@@ -9,6 +9,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Informer } from '../../src/runtime/informer.ts';
+import { KubeClient } from '../../src/runtime/kube.ts';
 import { createLogger } from '../../src/runtime/logging.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, WEBSITE_PLURAL, type Website } from '../../src/website/types.ts';
 
@@ -38,7 +39,7 @@ export class ConvergenceWatch {
   constructor(options: { kubeConfig: KubeConfig; namespace: string; now?: () => number }) {
     this.now = options.now ?? (() => performance.now());
     this.informer = new Informer<Website>({
-      kubeConfig: options.kubeConfig,
+      client: new KubeClient(options.kubeConfig, { userAgent: 'ha-operator-convergence-watch' }),
       resource: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace: options.namespace },
       logger: createLogger({ level: 'error', format: 'json' }),
       backoff: { initialMs: 100, maxMs: 500 },

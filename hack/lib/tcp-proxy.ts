@@ -7,6 +7,10 @@
  *   await writeProxiedKubeconfig(plane.kubeconfigPath, path, proxy.port);
  *   proxy.cut();      // every connection dies; new ones hang (or are reset)
  *   proxy.restore();  // new connections reach the API server again
+ *   proxy.hold('up');     // bytes to the API server wait in the proxy (a slow server, APF queueing, a partition)
+ *   proxy.deliver();      // ... then arrive all at once, in order
+ *   proxy.hold('down');   // answers wait: a write commits but its response is late (or lost, with cut())
+ *   proxy.delay('down', 2_000); // every answer arrives 2 s late
  *
  * It forwards bytes only (TLS passes through end to end), so the replica
  * still verifies the API server's serving certificate, which covers 127.0.0.1.
@@ -39,9 +43,18 @@ export interface TcpProxyStats {
   severed: number;
 }
 
+/** up: client → API server; down: API server → client. */
+export type Direction = 'up' | 'down';
+
 interface Pair {
   client: Socket;
   upstream: Socket;
+}
+
+/** What happens to the bytes of one direction: forwarded (after `delayMs`), or held until deliver(). */
+interface Flow {
+  held: boolean;
+  delayMs: number;
 }
 
 export class TcpProxy {
@@ -53,6 +66,10 @@ export class TcpProxy {
   private readonly held = new Set<Socket>();
   private cutMode: CutMode | undefined;
   private closed = false;
+  private readonly flows: Record<Direction, Flow> = { up: { held: false, delayMs: 0 }, down: { held: false, delayMs: 0 } };
+  private readonly queues = new WeakMap<Socket, { dueMs: number; chunk: Buffer }[]>();
+  /** Bytes held per pair and direction, in order. */
+  private readonly buffers = new Map<Pair, Record<Direction, Buffer[]>>();
   private readonly counts: TcpProxyStats = { forwarded: 0, refused: 0, severed: 0 };
 
   private constructor(server: Server, upstream: { host: string; port: number }) {
@@ -107,6 +124,39 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * Holds the bytes of `direction` (both by default) of every connection, new
+   * ones too, until deliver(): the peer sees nothing, and no error either.
+   */
+  hold(direction: Direction | 'both' = 'both'): void {
+    for (const d of directions(direction)) this.flows[d].held = true;
+  }
+
+  /** Sends every held byte on, in order, and forwards as usual from then on. */
+  deliver(direction: Direction | 'both' = 'both'): void {
+    for (const d of directions(direction)) {
+      this.flows[d].held = false;
+      for (const [pair, buffers] of this.buffers) {
+        const target = d === 'up' ? pair.upstream : pair.client;
+        for (const chunk of buffers[d].splice(0)) this.send(target, chunk, d);
+      }
+    }
+  }
+
+  /** Forwards every chunk of `direction` `ms` late (0 to stop), keeping the order. */
+  delay(direction: Direction | 'both', ms: number): void {
+    for (const d of directions(direction)) this.flows[d].delayMs = ms;
+  }
+
+  /** Bytes held right now, per direction. */
+  heldBytes(): Record<Direction, number> {
+    const total = { up: 0, down: 0 };
+    for (const buffers of this.buffers.values()) {
+      for (const d of ['up', 'down'] as const) total[d] += buffers[d].reduce((n, b) => n + b.length, 0);
+    }
+    return total;
+  }
+
   /** Forwards new connections again; the ones held while cut are reset, as a partition that heals would. */
   restore(): void {
     this.cutMode = undefined;
@@ -147,21 +197,57 @@ export class TcpProxy {
     // A side that closes normally lets the other flush what it still holds, then close.
     const release = (other: Socket) => (): void => {
       if (this.pairs.delete(pair) && !other.destroyed) other.destroySoon();
+      this.buffers.delete(pair);
     };
     client.once('close', release(upstream));
     upstream.once('close', release(client));
-    client.pipe(upstream);
-    upstream.pipe(client);
+    this.buffers.set(pair, { up: [], down: [] });
+    client.on('data', (chunk: Buffer) => this.forward(pair, 'up', chunk));
+    upstream.on('data', (chunk: Buffer) => this.forward(pair, 'down', chunk));
+  }
+
+  private forward(pair: Pair, direction: Direction, chunk: Buffer): void {
+    const buffers = this.buffers.get(pair);
+    if (!buffers) return;
+    if (this.flows[direction].held) buffers[direction].push(chunk);
+    else this.send(direction === 'up' ? pair.upstream : pair.client, chunk, direction);
+  }
+
+  private send(target: Socket, chunk: Buffer, direction: Direction): void {
+    const { delayMs } = this.flows[direction];
+    let queue = this.queues.get(target);
+    if (delayMs <= 0 && !queue?.length) {
+      if (!target.destroyed) target.write(chunk);
+      return;
+    }
+    // One queue per socket, drained in order: a delay lowered meanwhile must not reorder the stream.
+    if (!queue) this.queues.set(target, (queue = []));
+    queue.push({ dueMs: performance.now() + delayMs, chunk });
+    if (queue.length === 1) this.drain(target, queue);
+  }
+
+  private drain(target: Socket, queue: { dueMs: number; chunk: Buffer }[]): void {
+    const head = queue[0];
+    if (!head) return;
+    setTimeout(() => {
+      queue.shift();
+      if (!target.destroyed) target.write(head.chunk);
+      this.drain(target, queue);
+    }, Math.max(0, head.dueMs - performance.now()));
   }
 
   /** Both sides go at once, with a reset rather than a FIN, as a dropped link looks to the peer that writes next. */
   private sever(pair: Pair): void {
     if (!this.pairs.delete(pair)) return;
-    pair.client.unpipe(pair.upstream);
-    pair.upstream.unpipe(pair.client);
+    // What was held is lost with the link: a write that committed upstream never gets its answer.
+    this.buffers.delete(pair);
     if (!pair.client.destroyed) pair.client.resetAndDestroy();
     if (!pair.upstream.destroyed) pair.upstream.resetAndDestroy();
   }
+}
+
+function directions(direction: Direction | 'both'): Direction[] {
+  return direction === 'both' ? ['up', 'down'] : [direction];
 }
 
 interface KubeconfigJson {

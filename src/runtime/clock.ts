@@ -16,11 +16,24 @@ export interface Timer {
   cancel(): void;
 }
 
+/**
+ * The longest delay one Node timer takes: 2^31 − 1 ms (about 24.8 days).
+ * setTimeout turns a longer one into 1 ms, so a requeue of 30 days or a long
+ * resync period would spin; systemClock chains timers instead.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   monotonicMs: () => performance.now(),
   wallNow: () => new Date(),
   setTimer(fn, delayMs) {
-    const handle = setTimeout(fn, Math.max(0, delayMs));
+    const dueMs = performance.now() + Math.max(0, delayMs);
+    let handle: NodeJS.Timeout;
+    const arm = (): void => {
+      const leftMs = dueMs - performance.now();
+      handle = leftMs > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fn, Math.max(0, leftMs));
+    };
+    arm();
     return { cancel: () => clearTimeout(handle) };
   },
 };

@@ -41,7 +41,24 @@ export interface Config {
   onLeadershipLost: LeadershipLostAction;
   shards: number;
   drainTimeoutMs: number;
+  /** The pod's terminationGracePeriodSeconds, when told: the shutdown budget must fit in it. */
+  terminationGracePeriodMs: number | undefined;
 }
+
+/**
+ * The longest the SIGTERM sequence takes: the drain, the grace for aborted
+ * reconciles to return, then leaving the group and releasing the leases
+ * (side by side, each bounded by renewDeadline), plus a margin for closing the
+ * caches, the HTTP server and the log. A renewal in flight at the signal does
+ * not count: stopping the elector ends it.
+ */
+export function shutdownBudgetMs(c: Pick<Config, 'drainTimeoutMs' | 'renewDeadlineMs' | 'leaderElection'>): number {
+  return c.drainTimeoutMs + SHUTDOWN_ABORT_GRACE_MS + (c.leaderElection ? c.renewDeadlineMs : 0) + SHUTDOWN_MARGIN_MS;
+}
+
+/** How long the shutdown waits for the reconciles it aborted to return (controller.ts ABORT_GRACE_MS). */
+export const SHUTDOWN_ABORT_GRACE_MS = 1_000;
+const SHUTDOWN_MARGIN_MS = 2_000;
 
 /** Lists every invalid setting, one line each, so an operator can fix them all in one go. */
 export class ConfigError extends Error {
@@ -215,9 +232,11 @@ export function loadConfig(
     onLeadershipLost: r.read('ON_LEADERSHIP_LOST', 'standby', oneOf(LEADERSHIP_LOST_ACTIONS)),
     shards: r.read('SHARDS', 1, wholeNumber(1, 64)),
     drainTimeoutMs: r.read('DRAIN_TIMEOUT_SECONDS', 20_000, seconds()),
+    terminationGracePeriodMs: r.read<number | undefined>('TERMINATION_GRACE_PERIOD_SECONDS', undefined, seconds({ whole: true })),
   };
   checkBackoff(r, config);
   checkLeaderElectionTiming(r, config);
+  checkShutdownBudget(r, config);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
 }
@@ -243,6 +262,19 @@ function checkBackoff(r: EnvReader, c: Config): void {
     r.problems.push(
       `BACKOFF_BASE_MS=${c.backoffBaseMs}, BACKOFF_MAX_SECONDS=${c.backoffMaxMs / 1000}: ` +
         'the maximum backoff must be greater than the base backoff',
+    );
+  }
+}
+
+function checkShutdownBudget(r: EnvReader, c: Config): void {
+  if (c.terminationGracePeriodMs === undefined || !r.valid('DRAIN_TIMEOUT_SECONDS', 'RENEW_DEADLINE_SECONDS', 'TERMINATION_GRACE_PERIOD_SECONDS')) return;
+  const budget = shutdownBudgetMs(c);
+  if (budget > c.terminationGracePeriodMs) {
+    r.problems.push(
+      `TERMINATION_GRACE_PERIOD_SECONDS=${c.terminationGracePeriodMs / 1000}: the shutdown may take ${budget / 1000} s ` +
+        `(DRAIN_TIMEOUT_SECONDS=${c.drainTimeoutMs / 1000} + ${SHUTDOWN_ABORT_GRACE_MS / 1000} s for aborted reconciles` +
+        `${c.leaderElection ? ` + RENEW_DEADLINE_SECONDS=${c.renewDeadlineMs / 1000} to release the leases` : ''} + ${SHUTDOWN_MARGIN_MS / 1000} s), ` +
+        'so the kubelet would kill the process before it released its leases: raise the grace period or lower DRAIN_TIMEOUT_SECONDS',
     );
   }
 }

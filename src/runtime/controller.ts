@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { systemClock, type Clock } from './clock.ts';
-import { ReconcileError, isPanic } from './errors.ts';
+import { SHUTDOWN_ABORT_GRACE_MS } from './config.ts';
+import { ReconcileError, describeError, isPanic } from './errors.ts';
+import { isStatus } from './kube.ts';
 import { objectKey, type Informer, type InformerEvent } from './informer.ts';
 import type { Logger } from './logging.ts';
 import type { ControllerMetrics, OperatorMetrics } from './metrics.ts';
@@ -10,6 +12,12 @@ import { WorkQueue, type DrainResult } from './workqueue.ts';
 
 /** What a reconcile asks for when it succeeds: nothing (wait for the next change) or a check after a delay. */
 export type ReconcileAction = { requeueAfterMs: number } | undefined;
+
+/** How long a reconcile may go on ignoring its aborted signal before a warning says so. */
+export const STUCK_AFTER_ABORT_MS = 5_000;
+
+/** How long shutdown waits, after aborting the reconciles the drain left running, for them to return. */
+export const ABORT_GRACE_MS = SHUTDOWN_ABORT_GRACE_MS;
 
 export interface ReconcileContext {
   /** Aborted on timeout, on loss of leadership for this key, and on shutdown after the drain deadline. */
@@ -50,6 +58,8 @@ export interface ShutdownReport extends DrainResult {
   durationMs: number;
   /** Reconciles still running at the deadline, which were then aborted. */
   aborted: string[];
+  /** Aborted reconciles that had still not returned ABORT_GRACE_MS later (they ignore their signal). */
+  abandoned: string[];
 }
 
 /**
@@ -148,8 +158,13 @@ export class Controller {
     const result = await this.queue.shutDownWithDrain(drainTimeoutMs);
     const aborted = result.drained ? [] : [...this.inFlight.keys()];
     if (!result.drained) this.abortInFlight('drain deadline passed');
-    await Promise.all(this.workers);
-    return { ...result, aborted, durationMs: this.clock.monotonicMs() - started };
+    // Aborted reconciles normally return at once (their requests end with the signal); one that
+    // ignores its signal is left behind after a short grace, its writes refused by the closed gate.
+    let timer: { cancel(): void } | undefined;
+    await Promise.race([Promise.all(this.workers), new Promise<void>((resolve) => (timer = this.clock.setTimer(resolve, ABORT_GRACE_MS)))]);
+    timer?.cancel();
+    const abandoned = [...this.inFlight.keys()];
+    return { ...result, aborted, abandoned, durationMs: this.clock.monotonicMs() - started };
   }
 
   private async work(): Promise<void> {
@@ -186,8 +201,12 @@ export class Controller {
     this.inFlight.set(key, abort);
     this.metrics.activeWorkers(1);
     const started = this.clock.monotonicMs();
+    // A reconcile that ignores its signal keeps its key (no retry can overlap it) and says so.
+    const stuck = this.watchForStuck(key, abort.signal, logger);
     try {
-      const action = await this.runUntilAborted(key, { signal: abort.signal, logger, reconcileID, trigger });
+      const action = await this.runReconcile(key, { signal: abort.signal, logger, reconcileID, trigger });
+      // Finished, but past its abort: its last writes may have been refused, so it did not succeed.
+      if (abort.signal.aborted) throw abort.signal.reason;
       const seconds = (this.clock.monotonicMs() - started) / 1000;
       this.metrics.reconcileTime(seconds);
       this.queue.forget(key);
@@ -208,20 +227,38 @@ export class Controller {
       if (timedOut) this.metrics.timedOut();
       const panicked = !abort.signal.aborted && isPanic(error);
       if (panicked) this.metrics.panicked();
-      const reason = error instanceof ReconcileError ? error.reason : panicked ? 'Panic' : 'Error';
-      logger.error('reconcile failed', { trigger, durationMs: round(seconds * 1000), result: 'error', reason, error });
+      const reason = error instanceof ReconcileError ? error.reason : isStatus(error, 409) ? 'Conflict' : panicked ? 'Panic' : 'Error';
+      // A 409 means the cache was behind the server: routine, retried once the cache has caught up.
+      const level = reason === 'Conflict' || reason === 'NotLeader' ? 'info' : 'error';
+      logger.log(level, 'reconcile failed', { trigger, durationMs: round(seconds * 1000), result: 'error', reason, error: describeError(error) });
+      logger.debug('reconcile failure in full', { error });
       // After a lost lease the key belongs to the new leader; retrying here would only be refused.
       if (!leadership.aborted) {
         this.queue.addRateLimited(key);
         this.triggers.set(key, 'retry');
       }
     } finally {
+      stuck.cancel();
       timeout.cancel();
       leadership.removeEventListener('abort', onLost);
       this.inFlight.delete(key);
       this.metrics.activeWorkers(-1);
       this.notifyIdle();
     }
+  }
+
+  /** Warns once if the reconcile is still running STUCK_AFTER_ABORT_MS after its signal aborted. */
+  private watchForStuck(key: string, signal: AbortSignal, logger: Logger): { cancel(): void } {
+    let timer: { cancel(): void } | undefined;
+    const onAbort = (): void => {
+      timer = this.clock.setTimer(() => logger.warn(`the reconcile of ${key} still runs ${STUCK_AFTER_ABORT_MS} ms after it was aborted; `
+        + 'its key waits for it (and its writes are refused)', { reason: (signal.reason as Error | undefined)?.message }), STUCK_AFTER_ABORT_MS);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    return { cancel: () => {
+      signal.removeEventListener('abort', onAbort);
+      timer?.cancel();
+    } };
   }
 
   private notifyIdle(): void {
@@ -234,19 +271,16 @@ export class Controller {
   }
 
   /**
-   * Resolves with the reconcile's result, or rejects as soon as its signal
-   * aborts even if the reconcile ignores the signal: a worker never hangs on
-   * a stuck reconcile, and the fenced writer refuses that reconcile's writes.
+   * Runs the reconcile to its end. An abort (timeout, lost lease, shutdown)
+   * does not end the wait: the key stays busy until the promise settles, so a
+   * retry never overlaps the attempt it replaces, and a drain that waits for
+   * this key waits for the reconcile itself. The fenced writer refuses its
+   * writes after the abort and its requests in flight end with the signal.
    */
-  private runUntilAborted(key: string, context: ReconcileContext): Promise<ReconcileAction | void> {
-    const { signal } = context;
-    return new Promise((resolve, reject) => {
-      // A permit that was already aborted when acquired: an abort listener would never fire.
-      if (signal.aborted) return reject(signal.reason as Error);
-      const onAbort = (): void => reject(signal.reason as Error);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.reconcile(key, context).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+  private async runReconcile(key: string, context: ReconcileContext): Promise<ReconcileAction | void> {
+    // A permit that was already aborted when acquired: do not start at all.
+    if (context.signal.aborted) throw context.signal.reason;
+    return this.reconcile(key, context);
   }
 }
 

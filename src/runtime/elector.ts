@@ -1,13 +1,6 @@
-import {
-  ApiException,
-  V1MicroTime,
-  Watch,
-  type CoordinationV1Api,
-  type KubeConfig,
-  type V1Lease,
-  type V1LeaseSpec,
-} from '@kubernetes/client-node';
 import { sleep, systemClock, type Clock, type Timer } from './clock.ts';
+import { isStatus } from './kube.ts';
+import { microTime, type Lease, type LeaseClient, type LeaseSpec } from './leases.ts';
 import type { Logger } from './logging.ts';
 import type { LeaderMetrics } from './metrics.ts';
 
@@ -34,18 +27,28 @@ export function validateLeaseTiming(t: LeaseTiming): void {
   }
 }
 
+/**
+ * The longest one turn of the election loop takes when nothing is wrong: a
+ * jittered retry period, then an attempt bounded by renewDeadline (or, for a
+ * hand-over, the drain and the release, each bounded by renewDeadline).
+ * A loop silent for longer than this (plus a margin) is stuck.
+ */
+export function maxLoopTurnMs(t: LeaseTiming): number {
+  // A hand-over's turn is the longest: the wait, the shard's drain and the release, each bounded by renewDeadline.
+  return t.retryPeriodMs * JITTER_FACTOR + 2 * t.renewDeadlineMs;
+}
+
 export interface LeaseElectorOptions extends LeaseTiming {
   /**
    * Lease calls. Give it a request timeout no longer than renewDeadline (the
    * manager does): a request lost in a partition then cannot hold up a
    * renewal, a campaign or the release on shutdown.
    */
-  leases: CoordinationV1Api;
-  /** For the standby's watch on its Lease. */
-  kubeConfig: KubeConfig;
-  namespace: string;
+  leases: LeaseClient;
   name: string;
   identity: string;
+  /** Labels written on the Lease with every write of this elector. */
+  labels?: Record<string, string>;
   /** Standbys watch the Lease and act on a release or expiry at once; false polls only, like client-go. */
   watch: boolean;
   logger: Logger;
@@ -54,7 +57,8 @@ export interface LeaseElectorOptions extends LeaseTiming {
   onStartedLeading(): void;
   /**
    * Consulted before each attempt to take the lease from nobody (sharding:
-   * false while this replica already holds its fair share).
+   * false while this replica already holds its fair share, or while replicas
+   * of another shard scheme are live).
    */
   shouldCampaign?(): boolean;
   /** Awaited between giving up leadership in a hand-over and releasing the lease. */
@@ -63,21 +67,31 @@ export interface LeaseElectorOptions extends LeaseTiming {
   onStoppedLeading(reason: string): void;
 }
 
-type Observed = { record: string; atMs: number; lease: V1Lease };
+/** What this replica last saw of the Lease: the record, when it last changed (monotonic), and whether it has been deleted since. */
+type Observed = { record: string; atMs: number; lease: Lease; deleted: boolean };
 
 /**
  * Leader election on a coordination.k8s.io/v1 Lease with client-go's
  * semantics — create or take over with a resourceVersion precondition, renew
  * every retryPeriod, stop leading when no renewal succeeded within
- * renewDeadline, release by writing an empty holder — and two improvements:
+ * renewDeadline, release by writing an empty holder — and these departures:
  *
  * - Expiry is judged only from this process's monotonic clock: the lease is
  *   expired leaseDuration after this replica last SAW its record change. The
  *   remote renewTime is never compared with the local clock, so clock skew
  *   between replicas cannot make a live lease look expired.
- * - Standbys watch the Lease (the jittered poll stays as the fallback) and
- *   try to acquire the moment it is released, or at the exact instant it
- *   expires, instead of at their next poll.
+ * - Everyone watches the Lease (the jittered poll stays as the fallback).
+ *   Standbys try to acquire the moment it is released, or at the exact
+ *   instant it expires; a leader stops leading the moment the watch shows
+ *   another holder or the Lease deleted, not at its next renewal. A Lease
+ *   that disappears is created again only once the holder last seen on it
+ *   would have expired.
+ * - Each term has an identity, `<lease>@<resourceVersion>` of the write that
+ *   began it, which the write gate puts on every write made under it (the
+ *   User-Agent), so the API server's audit log tells which term made a write.
+ * - stop() ends the lease request in flight and releases the lease if this
+ *   replica may hold it — also when the stop came in the middle of an
+ *   acquisition — re-reading it after a 409.
  */
 export class LeaseElector {
   readonly name: string;
@@ -87,30 +101,39 @@ export class LeaseElector {
   private readonly stopController = new AbortController();
   private observed: Observed | undefined;
   private leading = false;
+  private campaigning = true;
   private lastRenewStartMs = Number.NEGATIVE_INFINITY;
+  /** resourceVersion of this elector's last successful write: watch events at or before it are old news. */
+  private lastWriteVersion: string | undefined;
+  private currentTerm: string | undefined;
   /** When this standby first saw the lease free (released or expired), for the handover-gap metric. */
   private freeSinceMs: number | undefined;
   private wake: (() => void) | undefined;
-  private watchController: AbortController | undefined;
   private running: Promise<void> | undefined;
   private attempting = false;
+  /** A write of the lease is on its way: if stopped now, it may have committed. */
+  private writing = false;
   private watchConnected = false;
   /** The last write against our copy of the lease got 409: read it before the next attempt. */
   private staleCopy = false;
   private handOverReason: string | undefined;
+  private lastTurnMs: number;
+  private expiryTimer: Timer | undefined;
 
   constructor(options: LeaseElectorOptions) {
     validateLeaseTiming(options);
     this.options = options;
     this.name = options.name;
     this.clock = options.clock ?? systemClock;
-    this.logger = options.logger.child({ lease: `${options.namespace}/${options.name}`, identity: options.identity });
+    this.lastTurnMs = this.clock.monotonicMs();
+    this.logger = options.logger.child({ lease: `${options.leases.namespace}/${options.name}`, identity: options.identity });
   }
 
   /** Starts campaigning in the background. */
   start(): void {
     if (this.running) return;
     this.options.metrics.candidate(this.name);
+    this.lastTurnMs = this.clock.monotonicMs();
     this.running = this.run();
   }
 
@@ -123,14 +146,33 @@ export class LeaseElector {
     return this.lastRenewStartMs;
   }
 
+  /** `<lease>@<resourceVersion>` of the write that began the current term; undefined while not leading. */
+  term(): string | undefined {
+    return this.leading ? this.currentTerm : undefined;
+  }
+
   /** Leading, or in the middle of an attempt to take the lease (so a replica never overshoots its share). */
   isLeaderOrAcquiring(): boolean {
     return this.leading || this.attempting;
   }
 
+  /** How long ago the election loop last finished a turn; large when it is stuck. */
+  sinceLastTurnMs(): number {
+    return this.running ? this.clock.monotonicMs() - this.lastTurnMs : 0;
+  }
+
   /** Re-evaluates at once whether to campaign (the fair share changed). */
   nudge(): void {
     if (!this.leading) this.wake?.();
+  }
+
+  /**
+   * No more attempts to take the lease (shutdown: a replica on its way out
+   * must not win a lease only to hold it until it exits). A held lease is
+   * still renewed until stop().
+   */
+  stopCampaigning(): void {
+    this.campaigning = false;
   }
 
   /**
@@ -149,19 +191,28 @@ export class LeaseElector {
     return this.observed?.lease.spec?.holderIdentity ?? undefined;
   }
 
+  /** Whether the lease, as last seen, is held by someone (this replica included) and not yet expired by our clock. */
+  heldByAnyone(): boolean {
+    if (!this.observed || this.observed.deleted) return false;
+    return (this.observed.lease.spec?.holderIdentity ?? '') !== '' && !this.expired(this.clock.monotonicMs());
+  }
+
   /**
-   * Stops campaigning and renewing. With `release`, a leader then gives the
-   * lease up (holder "" and leaseDurationSeconds 1, only if it is still the
-   * holder, bounded by the lease client's request timeout) so a standby takes over at once.
+   * Stops campaigning and renewing, ending the lease request in flight. With
+   * `release`, the lease is then given up (holder "" and leaseDurationSeconds
+   * 1, only if this replica is still the holder) so a standby takes over at
+   * once. Bounded by the lease client's request timeout per call.
    */
   async stop(release: boolean): Promise<void> {
-    this.stopController.abort();
+    // A write on its way when we stop may still commit: then our copy of the lease is stale.
+    const uncertain = this.writing;
+    this.campaigning = false;
+    this.stopController.abort(new Error('elector stopped'));
     this.wake?.();
-    this.watchController?.abort();
+    this.expiryTimer?.cancel();
     await this.running;
-    const wasLeading = this.leading;
-    if (wasLeading) this.stopLeading('stopped');
-    if (release && wasLeading) await this.release();
+    if (this.leading) this.stopLeading('stopped');
+    if (release) await this.release(uncertain);
   }
 
   private get stopped(): boolean {
@@ -182,23 +233,25 @@ export class LeaseElector {
       // While the watch is up it tells us of every change, so a lease that a live
       // holder keeps renewing needs no GET; the poll is the fallback.
       const worthReading = !this.watchConnected || !this.observed || this.available(this.clock.monotonicMs());
-      if (worthReading && (await this.tryAcquireOrRenew()) && !this.stopped) {
+      if (this.campaigning && worthReading && (await this.tryAcquireOrRenew()) && !this.stopped) {
         this.startLeading();
         return true;
       }
+      this.lastTurnMs = this.clock.monotonicMs();
       await this.waitForChance();
     }
     return false;
   }
 
-  /** Free, expired by our clock, or ours: worth an attempt. */
+  /** Free, expired by our clock, gone, or ours: worth an attempt. */
   private available(nowMs: number): boolean {
     const holder = this.observed?.lease.spec?.holderIdentity ?? '';
-    return holder === '' || holder === this.options.identity || this.expired(nowMs);
+    return this.observed?.deleted === true || holder === '' || holder === this.options.identity || this.expired(nowMs);
   }
 
   private async renewUntilLost(): Promise<void> {
     while (!this.stopped && this.leading) {
+      this.lastTurnMs = this.clock.monotonicMs();
       await this.pause(this.options.retryPeriodMs);
       if (this.stopped || !this.leading) return;
       if (this.handOverReason !== undefined) {
@@ -210,7 +263,7 @@ export class LeaseElector {
         if (!this.stopped) this.stopLeading(`no renewal succeeded within renewDeadline (${this.options.renewDeadlineMs} ms)`);
       }, this.lastRenewStartMs + this.options.renewDeadlineMs - this.clock.monotonicMs());
       const renewed = await this.tryAcquireOrRenew().finally(() => deadline.cancel());
-      if (this.stopped) return;
+      if (this.stopped || !this.leading) return;
       if (renewed) continue;
       const holder = this.observedHolder();
       if (holder && holder !== this.options.identity) {
@@ -222,10 +275,9 @@ export class LeaseElector {
   }
 
   private async handOverNow(reason: string): Promise<void> {
-    this.handOverReason = undefined;
     this.stopLeading(`handing over: ${reason}`);
     await this.options.beforeRelease?.();
-    await this.release();
+    if (!this.stopped) await this.release(false);
   }
 
   private startLeading(): void {
@@ -236,19 +288,22 @@ export class LeaseElector {
       this.options.metrics.handoverGap(this.name, (this.clock.monotonicMs() - this.freeSinceMs) / 1000);
       this.freeSinceMs = undefined;
     }
-    this.logger.info('started leading', { transitions: this.observed?.lease.spec?.leaseTransitions });
+    this.logger.info('started leading', { term: this.currentTerm, transitions: this.observed?.lease.spec?.leaseTransitions });
     this.options.onStartedLeading();
   }
 
   private stopLeading(reason: string): void {
     if (!this.leading) return;
     this.leading = false;
+    // A hand-over asked for in this term is not carried into the next one.
+    this.handOverReason = undefined;
     this.lastRenewStartMs = Number.NEGATIVE_INFINITY;
     this.options.metrics.leading(this.name, false);
     // Stopping on shutdown or handing a shard over is routine; losing the lease is not.
     const routine = reason === 'stopped' || reason.startsWith('handing over');
-    this.logger.log(routine ? 'info' : 'warn', 'stopped leading', { reason });
+    this.logger.log(routine ? 'info' : 'warn', 'stopped leading', { reason, term: this.currentTerm });
     this.options.onStoppedLeading(reason);
+    this.scheduleExpiryWake();
   }
 
   /**
@@ -257,60 +312,86 @@ export class LeaseElector {
    * own clock. Any failure is "not now"; the caller decides what that means.
    */
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const { leases, namespace, name, identity } = this.options;
+    const { leases, name, identity } = this.options;
+    // One attempt (a renewal, or a read then a write) ends within renewDeadline, as in client-go.
+    const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.options.renewDeadlineMs)]);
     const startedMs = this.clock.monotonicMs();
-    const now = new V1MicroTime(this.clock.wallNow().getTime());
+    const now = microTime(this.clock.wallNow());
     try {
-      if (this.leading && (await this.renewFromObserved(now, startedMs))) return true;
+      if (this.leading && (await this.renewFromObserved(now, startedMs, signal))) return true;
       // A standby whose watch is up holds the latest record already: write against
       // it at once (the resourceVersion precondition catches a stale copy) and save
       // a round trip on every handover.
-      const watched = !this.leading && this.watchConnected && !this.staleCopy ? this.observed?.lease : undefined;
-      let current: V1Lease;
-      try {
-        current = watched ?? (await leases.readNamespacedLease({ namespace, name }));
-        this.staleCopy = false;
-      } catch (error) {
-        if (!(error instanceof ApiException) || error.code !== 404) throw error;
-        if (!this.claimAttempt()) return false;
-        const created = await leases.createNamespacedLease({
-          namespace,
-          body: { metadata: { name, namespace }, spec: this.spec(now, now, 0) },
-        }).finally(() => (this.attempting = false));
-        this.observe(created, startedMs);
-        this.lastRenewStartMs = startedMs;
-        this.options.metrics.transitioned(this.name);
-        return true;
-      }
+      const watched = !this.leading && this.watchConnected && !this.staleCopy && !this.observed?.deleted ? this.observed?.lease : undefined;
+      const current = watched ?? (await leases.read(name, signal));
+      this.staleCopy = false;
+      if (!current) return await this.createLease(now, startedMs, signal);
       // Seen when the answer arrived: a read that hung (a partition) may return a record written long after it was sent.
-      this.observe(current, this.clock.monotonicMs());
+      if (!watched) this.observe(current, this.clock.monotonicMs());
       const spec = current.spec ?? {};
       const holder = spec.holderIdentity ?? '';
       const ours = holder === identity;
       if (!ours && holder !== '' && !this.expired(startedMs)) return false;
       if (!ours) this.freeSinceMs ??= startedMs;
-      if (!ours && !this.claimAttempt()) return false;
+      const takingOver = !ours || !this.leading;
+      if (takingOver && !this.claimAttempt()) return false;
 
       const transitions = (spec.leaseTransitions ?? 0) + (ours ? 0 : 1);
-      const acquireTime = ours && spec.acquireTime ? new V1MicroTime(new Date(spec.acquireTime).getTime()) : now;
-      const updated = await leases.replaceNamespacedLease({
-        namespace,
-        name,
-        body: { ...current, spec: this.spec(now, acquireTime, transitions) },
-      }).finally(() => (this.attempting = false));
-      this.observe(updated, startedMs);
-      this.lastRenewStartMs = startedMs;
+      const acquireTime = ours && spec.acquireTime ? spec.acquireTime : now;
+      const updated = await this.write(() => leases.replace({ ...current, metadata: this.withLabels(current.metadata), spec: this.spec(now, acquireTime, transitions) }, signal));
+      this.wrote(updated, startedMs, takingOver);
       if (!ours) this.options.metrics.transitioned(this.name);
       return true;
     } catch (error) {
-      if (error instanceof ApiException && error.code === 409) {
+      if (isStatus(error, 409)) {
         this.staleCopy = true;
         this.logger.debug('lease changed under us (409); another replica wrote first');
-      } else {
-        this.logger.warn(`could not ${this.leading ? 'renew' : 'acquire'} lease ${namespace}/${name}`, { error: describe(error) });
+      } else if (!this.stopped) {
+        this.logger.warn(`could not ${this.leading ? 'renew' : 'acquire'} the lease`, { error: (error as Error).message });
       }
       return false;
+    } finally {
+      this.attempting = false;
     }
+  }
+
+  /**
+   * There is no Lease. Create it — unless the holder last seen on it would not
+   * have expired yet: a Lease deleted under a live leader must not give a
+   * second replica a term while the first still writes.
+   */
+  private async createLease(now: string, startedMs: number, signal: AbortSignal): Promise<boolean> {
+    const seen = this.observed;
+    if (seen && (seen.lease.spec?.holderIdentity ?? '') !== '' && !this.expired(startedMs)) {
+      if (!seen.deleted) this.observed = { ...seen, deleted: true };
+      this.logger.debug('the lease is gone, but the holder last seen on it has not expired yet; waiting', { holder: seen.lease.spec?.holderIdentity });
+      return false;
+    }
+    if (!this.claimAttempt()) return false;
+    const created = await this.write(() => this.options.leases.create({
+      metadata: { name: this.options.name, ...(this.options.labels ? { labels: this.options.labels } : {}) },
+      spec: this.spec(now, now, 0),
+    }, signal));
+    this.wrote(created, startedMs, true);
+    this.options.metrics.transitioned(this.name);
+    return true;
+  }
+
+  private async write(send: () => Promise<Lease>): Promise<Lease> {
+    this.writing = true;
+    try {
+      return await send();
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** Bookkeeping after a successful write: what we saw, when our term began, our renewal time. */
+  private wrote(lease: Lease, startedMs: number, termBegins: boolean): void {
+    this.observe(lease, startedMs);
+    this.lastWriteVersion = lease.metadata.resourceVersion;
+    this.lastRenewStartMs = startedMs;
+    if (termBegins) this.currentTerm = `${this.options.name}@${lease.metadata.resourceVersion ?? ''}`;
   }
 
   /**
@@ -319,7 +400,7 @@ export class LeaseElector {
    * that find leases free at the same moment never overshoot its share.
    */
   private claimAttempt(): boolean {
-    if (this.options.shouldCampaign?.() === false) return false;
+    if (!this.campaigning || this.stopped || this.options.shouldCampaign?.() === false) return false;
     this.attempting = true;
     return true;
   }
@@ -329,27 +410,24 @@ export class LeaseElector {
    * without reading it first. False when that copy is stale (409); the
    * caller then reads and decides.
    */
-  private async renewFromObserved(now: V1MicroTime, startedMs: number): Promise<boolean> {
+  private async renewFromObserved(now: string, startedMs: number, signal: AbortSignal): Promise<boolean> {
     const lease = this.observed?.lease;
-    if (!lease || lease.spec?.holderIdentity !== this.options.identity) return false;
-    const { leases, namespace, name } = this.options;
-    const acquireTime = lease.spec.acquireTime ? new V1MicroTime(new Date(lease.spec.acquireTime).getTime()) : now;
+    if (!lease || this.observed?.deleted || lease.spec?.holderIdentity !== this.options.identity) return false;
+    const acquireTime = lease.spec.acquireTime ?? now;
     try {
-      const updated = await leases.replaceNamespacedLease({
-        namespace,
-        name,
-        body: { ...lease, spec: this.spec(now, acquireTime, lease.spec.leaseTransitions ?? 0) },
-      });
-      this.observe(updated, startedMs);
-      this.lastRenewStartMs = startedMs;
+      const updated = await this.write(() => this.options.leases.replace(
+        { ...lease, metadata: this.withLabels(lease.metadata), spec: this.spec(now, acquireTime, lease.spec?.leaseTransitions ?? 0) },
+        signal,
+      ));
+      this.wrote(updated, startedMs, false);
       return true;
     } catch (error) {
-      if (error instanceof ApiException && error.code === 409) return false;
+      if (isStatus(error, 409)) return false;
       throw error;
     }
   }
 
-  private spec(renewTime: V1MicroTime, acquireTime: V1MicroTime, leaseTransitions: number): V1LeaseSpec {
+  private spec(renewTime: string, acquireTime: string, leaseTransitions: number): LeaseSpec {
     return {
       holderIdentity: this.options.identity,
       leaseDurationSeconds: Math.ceil(this.options.leaseDurationMs / 1000),
@@ -359,32 +437,55 @@ export class LeaseElector {
     };
   }
 
-  /** Holder "" and leaseDurationSeconds 1 (0 is rejected), with a resourceVersion precondition. */
-  private async release(): Promise<void> {
-    const { leases, namespace, name, identity } = this.options;
-    const lease = this.observed?.lease;
-    if (!lease || lease.spec?.holderIdentity !== identity) return;
-    const now = new V1MicroTime(this.clock.wallNow().getTime());
-    const started = this.clock.monotonicMs();
-    try {
-      await leases.replaceNamespacedLease({
-        namespace,
-        name,
-        body: {
-          ...lease,
-          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
-        },
-      });
-      this.logger.info('released lease', { durationMs: Math.round(this.clock.monotonicMs() - started) });
-    } catch (error) {
-      // A 409 means someone else holds it already; either way there is nothing left to give up.
-      this.logger.warn(`could not release lease ${namespace}/${name}; standbys take it when it expires`, { error: describe(error) });
-    }
+  private withLabels(metadata: Lease['metadata']): Lease['metadata'] {
+    return this.options.labels ? { ...metadata, labels: { ...metadata.labels, ...this.options.labels } } : metadata;
   }
 
-  private observe(lease: V1Lease, atMs: number): void {
+  /**
+   * Holder "" and leaseDurationSeconds 1 (0 is rejected), with a
+   * resourceVersion precondition, if this replica holds the lease. Our copy
+   * may be stale (a write in flight when we stopped may have committed, or a
+   * 409 says it changed): then read it first, and release what it shows if
+   * it is still ours. Gives up after a few tries or when it is someone else's.
+   */
+  private async release(uncertain: boolean): Promise<void> {
+    const { leases, name, identity } = this.options;
+    let lease = this.observed?.deleted ? undefined : this.observed?.lease;
+    let fresh = !uncertain;
+    const started = this.clock.monotonicMs();
+    // However many tries it takes, the release ends within renewDeadline (the shutdown budget counts on it).
+    const signal = AbortSignal.timeout(this.options.renewDeadlineMs);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        if (!fresh) {
+          lease = await leases.read(name, signal);
+          fresh = true;
+          if (lease) this.observe(lease, this.clock.monotonicMs());
+        }
+        if (!lease || lease.spec?.holderIdentity !== identity) return;
+        const now = microTime(this.clock.wallNow());
+        const released = await leases.replace({
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
+        }, signal);
+        this.observe(released, this.clock.monotonicMs());
+        this.logger.info('released lease', { term: this.currentTerm, durationMs: Math.round(this.clock.monotonicMs() - started) });
+        return;
+      } catch (error) {
+        if (isStatus(error, 409)) {
+          fresh = false;
+          continue;
+        }
+        this.logger.warn('could not release the lease; standbys take it when it expires', { error: (error as Error).message });
+        return;
+      }
+    }
+    this.logger.warn('could not release the lease: it kept changing under us (409); standbys take it when it expires');
+  }
+
+  private observe(lease: Lease, atMs: number): void {
     const record = recordOf(lease);
-    if (this.observed?.record !== record) this.observed = { record, atMs, lease };
+    if (this.observed?.record !== record || this.observed.deleted) this.observed = { record, atMs, lease, deleted: false };
     else this.observed = { ...this.observed, lease };
     if ((lease.spec?.holderIdentity ?? '') === '') this.freeSinceMs ??= atMs;
     this.scheduleExpiryWake();
@@ -396,12 +497,10 @@ export class LeaseElector {
     return nowMs >= this.observed.atMs + leaseDurationMsOf(this.observed.lease, this.options.leaseDurationMs);
   }
 
-  private expiryTimer: Timer | undefined;
-
   /** A standby wakes at the instant the lease it watches would expire. */
   private scheduleExpiryWake(): void {
     this.expiryTimer?.cancel();
-    if (this.leading || !this.observed) return;
+    if (this.leading || !this.observed || this.stopped) return;
     const dueMs = this.observed.atMs + leaseDurationMsOf(this.observed.lease, this.options.leaseDurationMs);
     const fire = (): void => {
       // Node's timers may fire a millisecond or so before performance.now() reaches the due time; waking then finds the lease unexpired.
@@ -435,41 +534,25 @@ export class LeaseElector {
     });
   }
 
-  /** Watches the one Lease; every change updates what we observed and may wake the campaign. */
+  /** Watches the one Lease; every change updates what we observed, may wake the campaign, and may end our term. */
   private watchLease(): void {
-    const { kubeConfig, namespace, name } = this.options;
     const loop = async (): Promise<void> => {
       let failures = 0;
       while (!this.stopped) {
-        let over = false;
-        const ended = await new Promise<unknown>((settle) => {
-          const resolve = (value: unknown): void => {
-            over = true;
-            settle(value);
-          };
-          new Watch(kubeConfig)
-            .watch(`/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`, { fieldSelector: `metadata.name=${name}` },
-              (type: string, lease: V1Lease) => {
-                failures = 0;
-                if (type !== 'ADDED' && type !== 'MODIFIED') return;
-                const before = this.observed?.record;
-                this.observe(lease, this.clock.monotonicMs());
-                if (this.leading || before === this.observed?.record) return;
-                if ((lease.spec?.holderIdentity ?? '') === '') this.wake?.();
-              },
-              resolve)
-            .then((c) => {
-              this.watchController = c;
-              this.watchConnected = !over;
-              if (this.stopped) c.abort();
-            }, resolve);
-        });
-        this.watchConnected = false;
-        if (this.stopped) return;
-        // client-node ends a watch that was silent for 30 s (a released lease nobody renews): not a failure.
-        if (ended && (ended as Error).name !== 'TimeoutError') {
+        try {
+          await this.options.leases.watch({ fieldSelector: `metadata.name=${this.options.name}` }, this.stopController.signal, (event) => {
+            failures = 0;
+            this.watchConnected = true;
+            if (event.type === 'ADDED' || event.type === 'MODIFIED') this.watched(event.object);
+            else if (event.type === 'DELETED') this.watchedDeletion(event.object);
+          });
+        } catch (error) {
           failures++;
-          this.logger.debug('lease watch ended; polling continues meanwhile', { error: describe(ended) });
+          this.logger.debug('lease watch ended; polling continues meanwhile', { error: (error as Error).message });
+        } finally {
+          this.watchConnected = false;
+        }
+        if (failures > 0 && !this.stopped) {
           await sleep(this.clock, Math.min(this.options.retryPeriodMs * failures, this.options.leaseDurationMs), this.stopController.signal)
             .catch(() => undefined);
         }
@@ -477,20 +560,44 @@ export class LeaseElector {
     };
     void loop();
   }
+
+  private watched(lease: Lease): void {
+    const before = this.observed?.record;
+    if (this.leading) {
+      // Our own renewals come back on the watch too, and a watch may lag our writes: only a newer record counts.
+      if (!isNewer(lease.metadata.resourceVersion, this.lastWriteVersion)) return;
+      this.observe(lease, this.clock.monotonicMs());
+      const holder = lease.spec?.holderIdentity ?? '';
+      if (holder !== this.options.identity) this.stopLeading(`the lease watch shows another holder: ${holder || '(none)'}`);
+      return;
+    }
+    this.observe(lease, this.clock.monotonicMs());
+    if (before !== this.observed?.record && (lease.spec?.holderIdentity ?? '') === '') this.wake?.();
+  }
+
+  private watchedDeletion(lease: Lease): void {
+    if (this.observed) this.observed = { ...this.observed, deleted: true };
+    if (this.leading && isNewer(lease.metadata.resourceVersion, this.lastWriteVersion)) this.stopLeading('the lease watch shows the lease deleted');
+  }
+}
+
+/**
+ * Whether resourceVersion `a` is later than `b`. resourceVersions are opaque
+ * to clients in general; on etcd they are its revision, a decimal number.
+ * When either is not a number, `a` is taken as newer (act on the event).
+ */
+function isNewer(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return true;
+  return BigInt(a) > BigInt(b);
 }
 
 /** The fields whose change proves the holder is alive (client-go compares the whole record). */
-function recordOf(lease: V1Lease): string {
+function recordOf(lease: Lease): string {
   const s = lease.spec ?? {};
-  return JSON.stringify([s.holderIdentity ?? '', s.leaseDurationSeconds, String(s.renewTime ?? ''), String(s.acquireTime ?? ''), s.leaseTransitions]);
+  return JSON.stringify([s.holderIdentity ?? '', s.leaseDurationSeconds, s.renewTime ?? '', s.acquireTime ?? '', s.leaseTransitions]);
 }
 
-function leaseDurationMsOf(lease: V1Lease, fallbackMs: number): number {
+function leaseDurationMsOf(lease: Lease, fallbackMs: number): number {
   const seconds = lease.spec?.leaseDurationSeconds;
   return typeof seconds === 'number' && seconds > 0 ? seconds * 1000 : fallbackMs;
-}
-
-function describe(error: unknown): string {
-  if (error instanceof ApiException) return `HTTP ${error.code}: ${typeof error.body === 'string' ? error.body : JSON.stringify(error.body)}`;
-  return error instanceof Error ? error.message : String(error);
 }

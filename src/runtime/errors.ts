@@ -32,3 +32,21 @@ export function isPanic(error: unknown): boolean {
   return error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError
     || error instanceof SyntaxError || !(error instanceof Error);
 }
+
+/**
+ * One line a person can read for a failed call or reconcile: the message,
+ * then the message of each cause that it does not already contain. A panic
+ * (a programming error) keeps its stack, which is what it needs to be fixed.
+ */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (isPanic(error)) return error.stack ?? `${error.name}: ${error.message}`;
+  let text = error.message;
+  let cause: unknown = error.cause;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    const message = cause instanceof Error ? cause.message : JSON.stringify(cause);
+    if (message && !text.includes(message)) text += `; caused by: ${message}`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return text;
+}

@@ -16,14 +16,29 @@ export function shardOf(key: string, shards: number): number {
   return hash % shards;
 }
 
-/** What the gate needs to know of an elector: when it last proved it leads. */
+/** What the gate needs to know of an elector: when it last proved it leads, and which term it leads in. */
 export interface RenewalClock {
   lastRenewedAtMs(): number;
+  /** `<lease>@<resourceVersion>` of the write that began the term. */
+  term(): string | undefined;
 }
 
 interface Term {
   renewals: RenewalClock;
   abort: AbortController;
+}
+
+/**
+ * What a write needs from the gate to go out: the term's signal (it aborts
+ * when the term ends), the latest moment the request may still run (the
+ * term's end if no renewal succeeds meanwhile: last renewal sent +
+ * renewDeadline, on the monotonic clock), and the term's identity, which the
+ * request carries in its User-Agent for the audit log.
+ */
+export interface WritePermit {
+  signal: AbortSignal;
+  deadlineMs: number;
+  term: string | undefined;
 }
 
 /**
@@ -80,10 +95,13 @@ export class LeaseGate implements WorkPermit {
     return this.refusal(shard) === undefined ? this.terms.get(shard)?.abort.signal : undefined;
   }
 
-  /** Throws NotLeaderError unless a write for `key` may go out now. */
-  assertMayWrite(key: string): void {
-    const refusal = this.refusal(this.shardOf(key));
+  /** The permit for a write for `key` now; throws NotLeaderError when it may not go out. */
+  permitFor(key: string): WritePermit {
+    const shard = this.shardOf(key);
+    const refusal = this.refusal(shard);
     if (refusal) throw new NotLeaderError(`write for ${key} refused: ${refusal}`);
+    const term = this.terms.get(shard)!;
+    return { signal: term.abort.signal, deadlineMs: term.renewals.lastRenewedAtMs() + this.renewDeadlineMs, term: term.renewals.term() };
   }
 
   private refusal(shard: number): string | undefined {
@@ -107,8 +125,9 @@ export class OpenGate implements WorkPermit {
     return this.closedReason === undefined ? this.abort.signal : undefined;
   }
 
-  assertMayWrite(key: string): void {
+  permitFor(key: string): WritePermit {
     if (this.closedReason !== undefined) throw new NotLeaderError(`write for ${key} refused: the write gate is closed (${this.closedReason})`);
+    return { signal: this.abort.signal, deadlineMs: Number.POSITIVE_INFINITY, term: undefined };
   }
 
   close(reason: string): void {

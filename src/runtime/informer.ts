@@ -1,7 +1,7 @@
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { sleep, systemClock, type Clock } from './clock.ts';
-import { CollectionReader } from './kube.ts';
+import { collectionPath, isStatus, type KubeClient } from './kube.ts';
 import type { Logger } from './logging.ts';
+import { watch, type WatchEvent } from './watch.ts';
 
 /** Which objects an informer lists and watches. */
 export interface ResourceRef {
@@ -21,10 +21,15 @@ export type InformerEvent<T> =
   /** A periodic replay of a cached object, so level-triggered reconciles run even without changes. */
   | { type: 'resync'; object: T };
 
+/** One page of a collection, as the server sent it. */
+export interface RawList<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
 export interface InformerOptions {
-  kubeConfig: KubeConfig;
-  /** The client for lists (an instrumented one counts them); default: a plain one from kubeConfig. */
-  reader?: CollectionReader;
+  /** Lists and watches go through it (and are counted in its rest_client metrics). */
+  client: KubeClient;
   resource: ResourceRef;
   logger: Logger;
   clock?: Clock;
@@ -36,21 +41,33 @@ export interface InformerOptions {
   pageSize?: number;
 }
 
+/**
+ * What an informer needs of the objects it caches: their metadata as JSON
+ * carries it. client-node's KubernetesObject fits, and so does a plain JSON
+ * type whose timestamps are strings.
+ */
+export interface CachedObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; managedFields?: unknown };
+}
+
 /** Key of a namespaced object, as the work queue and the cache use it. */
-export function objectKey(obj: KubernetesObject): string {
+export function objectKey(obj: CachedObject): string {
   const { namespace, name } = obj.metadata ?? {};
   return namespace ? `${namespace}/${name}` : (name ?? '');
 }
 
 type WatchOutcome = 'closed' | 'gone';
 
+/** The Status of a watch ERROR event. */
+interface WatchStatus {
+  code?: number;
+  message?: string;
+}
+
 class WatchError extends Error {
   override name = 'WatchError';
-  readonly code: number | undefined;
-  constructor(message: string, code?: number, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }
 
 /**
@@ -61,10 +78,9 @@ class WatchError extends Error {
  * says that version is gone (410). A relist emits the differences from the
  * cache — including deletes that happened while it was disconnected.
  */
-export class Informer<T extends KubernetesObject> {
+export class Informer<T extends CachedObject> {
   readonly resource: ResourceRef;
-  private readonly kubeConfig: KubeConfig;
-  private readonly reader: CollectionReader;
+  private readonly client: KubeClient;
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly resyncPeriodMs: number;
@@ -79,12 +95,12 @@ export class Informer<T extends KubernetesObject> {
   private readonly syncedPromise = new Promise<void>((resolve) => (this.markSynced = resolve));
   private running: Promise<void> | undefined;
   private failures = 0;
+  private watching = false;
   private completedLists = 0;
 
   constructor(options: InformerOptions) {
     this.resource = options.resource;
-    this.kubeConfig = options.kubeConfig;
-    this.reader = options.reader ?? options.kubeConfig.makeApiClient(CollectionReader);
+    this.client = options.client;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger.child({ informer: options.resource.plural });
     this.resyncPeriodMs = options.resyncPeriodMs ?? 0;
@@ -118,6 +134,15 @@ export class Informer<T extends KubernetesObject> {
 
   hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * Synced and a watch is open right now, so every change reaches the cache
+   * within the server's delivery delay. Between a watch's end and the next
+   * one (a reconnect, a relist) the cache may be behind by any amount.
+   */
+  isWatching(): boolean {
+    return this.synced && this.watching;
   }
 
   /** How many full lists have completed: 1 after the first sync, one more after each relist (410). */
@@ -158,7 +183,7 @@ export class Informer<T extends KubernetesObject> {
         this.failures = 0;
       } catch (error) {
         if (this.stopped) break;
-        if (error instanceof WatchError && error.code === 410) {
+        if (isStatus(error, 410)) {
           needList = true;
           continue;
         }
@@ -189,7 +214,13 @@ export class Informer<T extends KubernetesObject> {
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
-      const page = await this.reader.list<T>(this.watchPath(), { labelSelector, limit: this.pageSize, continue: continueToken });
+      const page = await this.client.request<RawList<T>>({
+        method: 'GET',
+        path: this.watchPath(),
+        query: { labelSelector, limit: this.pageSize, continue: continueToken },
+        signal: this.stopController.signal,
+        what: `list ${this.describe()}`,
+      });
       for (const item of page.items) {
         const object = this.cacheable(item);
         fresh.set(objectKey(object), object);
@@ -220,57 +251,46 @@ export class Informer<T extends KubernetesObject> {
 
   /** One watch request from the current resourceVersion; resolves when the server ends it. */
   private async watchOnce(): Promise<WatchOutcome> {
-    return new Promise<WatchOutcome>((resolve, reject) => {
-      let controller: AbortController | undefined;
-      let finished = false;
-      const finish = (outcome: WatchOutcome | Error): void => {
-        if (finished) return;
-        finished = true;
-        this.stopController.signal.removeEventListener('abort', onStop);
-        controller?.abort();
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome);
-      };
-      const onStop = (): void => finish('closed');
-      // stop() may have come while the list before this watch was still running.
-      if (this.stopped) return finish('closed');
-      this.stopController.signal.addEventListener('abort', onStop, { once: true });
+    // stop() may have come while the list before this watch was still running.
+    if (this.stopped) return 'closed';
+    try {
+      return await this.watchStream();
+    } finally {
+      this.watching = false;
+    }
+  }
 
-      const onEvent = (type: string, raw: unknown): void => {
-        if (finished) return;
-        if (type === 'ERROR') {
-          const status = raw as { code?: number; message?: string };
-          if (status.code === 410) finish('gone');
-          else finish(new WatchError(`watch of ${this.describe()} returned an error: ${status.message ?? JSON.stringify(raw)}`, status.code));
-          return;
-        }
-        const object = this.cacheable(raw as T);
-        this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
-        if (type === 'BOOKMARK') return;
-        this.apply(type, object);
-      };
-      const onDone = (error: unknown): void => {
-        if (!error) return finish('closed');
-        const code = (error as { statusCode?: number }).statusCode;
-        if (code === 410) return finish('gone');
-        // client-node ends a watch that has been silent for its request timeout; that is a normal end.
-        if ((error as Error).name === 'TimeoutError') return finish('closed');
-        finish(new WatchError(`watch of ${this.describe()} failed: ${(error as Error).message}`, code, { cause: error }));
-      };
-
-      new Watch(this.kubeConfig)
-        .watch(this.watchPath(), {
-          resourceVersion: this.resourceVersion,
-          allowWatchBookmarks: true,
-          labelSelector: this.resource.labelSelector,
-          // Like client-go: a random 5–10 minute server-side timeout spreads re-watches out.
-          timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-        }, onEvent, onDone)
-        .then((c) => {
-          controller = c;
-          if (finished) c.abort();
-        }, (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))));
+  private async watchStream(): Promise<WatchOutcome> {
+    let gone = false;
+    const end = new AbortController();
+    const signal = AbortSignal.any([this.stopController.signal, end.signal]);
+    await watch<T>(this.client, {
+      path: this.watchPath(),
+      query: {
+        resourceVersion: this.resourceVersion,
+        labelSelector: this.resource.labelSelector,
+        // Like client-go: a random 5–10 minute server-side timeout spreads re-watches out.
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+      },
+      signal,
+      what: `watch ${this.describe()}`,
+      clock: this.clock,
+      onOpen: () => (this.watching = true),
+    }, (event: WatchEvent<T>) => {
+      if (signal.aborted) return;
+      if (event.type === 'ERROR') {
+        const status = event.object as unknown as WatchStatus;
+        if (status.code !== 410) throw new WatchError(`watch of ${this.describe()} returned an error: ${status.message ?? JSON.stringify(status)}`);
+        gone = true;
+        end.abort();
+        return;
+      }
+      const object = this.cacheable(event.object);
+      this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
+      if (event.type === 'BOOKMARK') return;
+      this.apply(event.type, object);
     });
+    return gone ? 'gone' : 'closed';
   }
 
   /**
@@ -323,7 +343,6 @@ export class Informer<T extends KubernetesObject> {
 
   private watchPath(): string {
     const { apiVersion, plural, namespace } = this.resource;
-    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
+    return collectionPath(apiVersion, plural, namespace);
   }
 }

@@ -1,25 +1,19 @@
-import {
-  CoordinationV1Api,
-  CustomObjectsApi,
-  EventsV1Api,
-  KubernetesObjectApi,
-  type KubeConfig,
-  type KubernetesObject,
-  type V1Lease,
-} from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { systemClock, type Clock, type Timer } from './clock.ts';
-import type { Config } from './config.ts';
-import { Controller, type Reconcile, type ShutdownReport } from './controller.ts';
-import { LeaseElector } from './elector.ts';
+import { shutdownBudgetMs, type Config } from './config.ts';
+import { ABORT_GRACE_MS, Controller, type Reconcile, type ShutdownReport } from './controller.ts';
+import { Discovery } from './discovery.ts';
+import { LeaseElector, maxLoopTurnMs } from './elector.ts';
 import { LeaseGate, OpenGate, type WriteGate } from './gate.ts';
 import { startHttpServer, type HealthResult, type RunningHttpServer } from './http.ts';
-import { Informer, type ResourceRef } from './informer.ts';
-import { CollectionReader, makeInstrumentedClient } from './kube.ts';
-import { MEMBER_GROUP_LABEL, Membership, fairShare } from './membership.ts';
+import { Informer, type CachedObject, type ResourceRef } from './informer.ts';
+import { KubeClient, isStatus, objectPath } from './kube.ts';
+import { LeaseClient, type Lease } from './leases.ts';
+import { LEASE_ROLE_LABEL, Membership, fairShare, shardLeaseLabels, schemeLeaseNames, type ShardScheme } from './membership.ts';
 import type { Logger } from './logging.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { defaultControllerRateLimiter } from './ratelimiter.ts';
-import { FencedWriter, type WriteClients } from './writer.ts';
+import { FencedWriter, InFlightRequests, type WriterContext } from './writer.ts';
 
 export interface ManagerOptions {
   config: Config;
@@ -28,10 +22,12 @@ export interface ManagerOptions {
   metrics: OperatorMetrics;
   /** The field manager of every server-side apply. */
   fieldManager: string;
+  /** The User-Agent of every request: "<name>/<version> (<pod>)". */
+  userAgent: string;
   clock?: Clock;
 }
 
-/** How a stuck leader is told apart from a slow one: this long past leaseDuration without a renewal. */
+/** How far past its longest normal turn an election loop may be before /healthz reports it stuck. */
 const LIVENESS_MARGIN_MS = 5_000;
 
 /**
@@ -47,12 +43,10 @@ export class Manager {
   readonly metrics: OperatorMetrics;
   readonly clock: Clock;
   readonly gate: WriteGate;
-  private readonly kubeConfig: KubeConfig;
-  private readonly fieldManager: string;
-  private readonly clients: WriteClients;
-  private readonly objects: KubernetesObjectApi;
-  private readonly reader: CollectionReader;
-  private readonly informers: Informer<KubernetesObject>[] = [];
+  private readonly client: KubeClient;
+  private readonly writers: WriterContext;
+  private readonly requests = new InFlightRequests();
+  private readonly informers: Informer<CachedObject>[] = [];
   private readonly electors: LeaseElector[] = [];
   private membership: Membership | undefined;
   private rebalanceTimer: Timer | undefined;
@@ -65,40 +59,31 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.config = options.config;
-    this.kubeConfig = options.kubeConfig;
     this.logger = options.logger;
     this.metrics = options.metrics;
-    this.fieldManager = options.fieldManager;
     this.clock = options.clock ?? systemClock;
-    const rest = options.metrics.restClientMetrics();
-    this.objects = makeInstrumentedClient(options.kubeConfig, KubernetesObjectApi, rest, this.clock);
-    this.reader = makeInstrumentedClient(options.kubeConfig, CollectionReader, rest, this.clock);
-    this.clients = {
-      objects: this.objects,
-      customObjects: makeInstrumentedClient(options.kubeConfig, CustomObjectsApi, rest, this.clock),
-      events: makeInstrumentedClient(options.kubeConfig, EventsV1Api, rest, this.clock),
-    };
+    this.client = new KubeClient(options.kubeConfig, { metrics: options.metrics.restClientMetrics(), userAgent: options.userAgent, clock: this.clock });
     this.gate = this.config.leaderElection
       ? new LeaseGate({ shards: this.config.shards, renewDeadlineMs: this.config.renewDeadlineMs, clock: this.clock })
       : new OpenGate();
+    this.writers = {
+      client: this.client,
+      discovery: new Discovery(this.client),
+      gate: this.gate,
+      requests: this.requests,
+      fieldManager: options.fieldManager,
+      userAgent: options.userAgent,
+      clock: this.clock,
+    };
     if (this.config.leaderElection) {
       // A lease request that outlives the renew deadline is of no use to anyone.
-      this.createElectors(makeInstrumentedClient(options.kubeConfig, CoordinationV1Api, rest, this.clock, this.config.renewDeadlineMs));
+      this.createElectors(new LeaseClient(this.client.with({ timeoutMs: this.config.renewDeadlineMs }), this.config.leaseNamespace));
     }
   }
 
   /** A watch cache of `resource` in the configured namespace, started with the manager. */
   informer<T extends KubernetesObject>(resource: Omit<ResourceRef, 'namespace'>): Informer<T> {
-    const informer = new Informer<T>({
-      kubeConfig: this.kubeConfig,
-      reader: this.reader,
-      resource: { ...resource, namespace: this.config.watchNamespace },
-      logger: this.logger,
-      clock: this.clock,
-      resyncPeriodMs: this.config.resyncPeriodMs,
-    });
-    this.informers.push(informer as unknown as Informer<KubernetesObject>);
-    return informer;
+    return this.addInformer<T>({ ...resource, namespace: this.config.watchNamespace }, this.config.resyncPeriodMs);
   }
 
   /** The controller of the primary resource; the manager queues its keys when a shard is won. */
@@ -127,7 +112,28 @@ export class Manager {
 
   /** The fenced writer for one reconcile of `key`: the only way reconcile code writes. */
   writerFor(key: string, signal: AbortSignal, logger: Logger = this.logger): FencedWriter {
-    return new FencedWriter({ clients: this.clients, gate: this.gate, key, signal, fieldManager: this.fieldManager, logger });
+    return new FencedWriter({ context: this.writers, key, signal, logger });
+  }
+
+  /**
+   * Reads one object from the API server, not a cache: for the rare question
+   * a cache cannot answer (who owns an object the create found in the way,
+   * which a label-filtered cache does not hold). Undefined when it does not exist.
+   */
+  async read<T extends KubernetesObject>(ref: { apiVersion: string; kind: string; namespace?: string; name: string }, signal?: AbortSignal): Promise<T | undefined> {
+    const { plural, namespaced } = await this.writers.discovery.resourceFor(ref.apiVersion, ref.kind);
+    const where = namespaced ? ref.namespace : undefined;
+    try {
+      return await this.client.request<T>({
+        method: 'GET',
+        path: objectPath(ref.apiVersion, plural, where, ref.name),
+        ...(signal ? { signal } : {}),
+        what: `read ${ref.kind} ${where ? `${where}/` : ''}${ref.name}`,
+      });
+    } catch (error) {
+      if (isStatus(error, 404)) return undefined;
+      throw error;
+    }
   }
 
   /**
@@ -151,7 +157,7 @@ export class Manager {
     if (this.gate instanceof OpenGate) this.queueShard(undefined);
     this.membership?.start();
     for (const elector of this.electors) elector.start();
-    if (this.membership) this.scheduleRebalance();
+    if (this.config.leaderElection) this.scheduleRebalance();
   }
 
   get httpPort(): number | undefined {
@@ -159,10 +165,12 @@ export class Manager {
   }
 
   /**
-   * The SIGTERM sequence: stop intake and drain (reconciles in flight finish
-   * within drainTimeout; queued keys stay for the successor), close the write
-   * gate, release the leases, stop the HTTP server. Each step is logged with
-   * its duration.
+   * The SIGTERM sequence: stop campaigning and taking work; drain (reconciles
+   * in flight finish within drainTimeout, queued keys stay for the
+   * successor) until their requests have ended too; close the write gate;
+   * leave the shard group and release the leases; stop the caches and the
+   * HTTP server. Each step is logged with its duration. The whole takes at
+   * most shutdownBudgetMs(config).
    */
   async shutdown(reason: string): Promise<ShutdownReport | undefined> {
     if (this.shuttingDown) return undefined;
@@ -173,35 +181,50 @@ export class Manager {
       this.logger.info(`shutdown: ${name}`, { durationMs: Math.round(this.clock.monotonicMs() - started) });
       return result;
     };
-    this.logger.info('shutting down', { reason, drainTimeoutMs: this.config.drainTimeoutMs });
-    const report = await step('drained work in flight', () => this.controller?.shutdown(this.config.drainTimeoutMs));
+    this.logger.info('shutting down', { reason, drainTimeoutMs: this.config.drainTimeoutMs, budgetMs: shutdownBudgetMs(this.config) });
+    for (const elector of this.electors) elector.stopCampaigning();
+    this.rebalanceTimer?.cancel();
+    const report = await step('drained work in flight', async () => {
+      const drained = await this.controller?.shutdown(this.config.drainTimeoutMs);
+      // Requests end with their reconcile's signal; this only waits for the promises to settle.
+      await this.within(ABORT_GRACE_MS, this.requests.whenNone());
+      return drained;
+    });
     if (report) {
       this.metrics.leaderMetrics().drainDuration(report.durationMs / 1000);
       this.metrics.leaderMetrics().keysLeftQueued(report.leftQueued.length);
-      this.logger.info('drain report', { drained: report.drained, leftQueued: report.leftQueued.length, aborted: report.aborted });
+      this.logger.info('drain report', {
+        drained: report.drained, leftQueued: report.leftQueued.length, aborted: report.aborted, abandoned: report.abandoned,
+        requestsInFlight: this.requests.count(),
+      });
     }
     await step('closed the write gate', () => this.gate.close(reason));
-    this.rebalanceTimer?.cancel();
-    await step(this.config.releaseOnCancel ? 'released the leases' : 'stopped renewing the leases',
-      () => Promise.all(this.electors.map((e) => e.stop(this.config.releaseOnCancel))));
-    if (this.membership) await step('left the shard group', () => this.membership?.stop());
+    // Leaving the group first lets the others count one replica fewer by the time the leases are free.
+    await step(this.config.releaseOnCancel ? 'left the group and released the leases' : 'left the group and stopped renewing the leases',
+      () => Promise.all([this.membership?.stop(), ...this.electors.map((e) => e.stop(this.config.releaseOnCancel))]));
     await step('stopped the caches', () => Promise.all(this.informers.map((i) => i.stop())));
     await step('stopped the HTTP server', () => this.http?.close());
     return report;
   }
 
-  private createElectors(leases: CoordinationV1Api): void {
+  private addInformer<T extends CachedObject>(resource: ResourceRef, resyncPeriodMs = 0): Informer<T> {
+    const informer = new Informer<T>({ client: this.client, resource, logger: this.logger, clock: this.clock, resyncPeriodMs });
+    this.informers.push(informer as unknown as Informer<CachedObject>);
+    return informer;
+  }
+
+  private createElectors(leases: LeaseClient): void {
     const { config } = this;
     const gate = this.gate as LeaseGate;
-    if (config.shards > 1) this.membership = this.createMembership(leases);
-    for (let shard = 0; shard < config.shards; shard++) {
-      const name = config.shards === 1 ? config.leaseName : `${config.leaseName}-${shard}`;
+    const scheme: ShardScheme = { leaseName: config.leaseName, shards: config.shards };
+    const membership = this.createMembership(leases, scheme);
+    this.membership = membership;
+    for (const [shard, name] of schemeLeaseNames(scheme).entries()) {
       const elector: LeaseElector = new LeaseElector({
         leases,
-        kubeConfig: this.kubeConfig,
-        namespace: config.leaseNamespace,
         name,
         identity: config.podName,
+        labels: shardLeaseLabels(scheme),
         leaseDurationMs: config.leaseDurationMs,
         renewDeadlineMs: config.renewDeadlineMs,
         retryPeriodMs: config.retryPeriodMs,
@@ -218,36 +241,26 @@ export class Manager {
           const handedOver = reason.startsWith('handing over');
           if (!this.shuttingDown && !handedOver && config.onLeadershipLost === 'exit') this.fatal?.(`lost lease ${name}: ${reason}`);
         },
-        ...(this.membership ? {
-          shouldCampaign: () => this.heldOrAcquiring() < this.share(),
-          beforeRelease: () => this.drainShard(shard),
-        } : {}),
+        shouldCampaign: () => membership.campaignBlocker() === undefined && (config.shards === 1 || this.heldOrAcquiring() < this.share()),
+        beforeRelease: () => this.drainShard(shard),
       });
       this.electors.push(elector);
     }
   }
 
-  private createMembership(leases: CoordinationV1Api): Membership {
+  private createMembership(leases: LeaseClient, scheme: ShardScheme): Membership {
     const { config } = this;
-    const members = new Informer<V1Lease>({
-      kubeConfig: this.kubeConfig,
-      reader: this.reader,
-      resource: {
-        apiVersion: 'coordination.k8s.io/v1',
-        kind: 'Lease',
-        plural: 'leases',
-        namespace: config.leaseNamespace,
-        labelSelector: `${MEMBER_GROUP_LABEL}=${config.leaseName}`,
-      },
-      logger: this.logger,
-      clock: this.clock,
+    const operatorLeases = this.addInformer<Lease>({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      plural: 'leases',
+      namespace: config.leaseNamespace,
+      labelSelector: LEASE_ROLE_LABEL,
     });
-    this.informers.push(members);
     return new Membership({
       leases,
-      members,
-      namespace: config.leaseNamespace,
-      group: config.leaseName,
+      operatorLeases,
+      scheme,
       identity: config.podName,
       leaseDurationMs: config.leaseDurationMs,
       retryPeriodMs: config.retryPeriodMs,
@@ -266,20 +279,21 @@ export class Manager {
   }
 
   /**
-   * Sharding: hand over the shards held beyond the fair share (highest index
-   * first, so replicas converge on the same picture), and wake the standby
-   * electors when the share grew (a replica left or died). Runs on every
-   * membership change and every retryPeriod, since a dead replica shows only
+   * Hand over the shards held beyond the fair share (highest index first, so
+   * replicas converge on the same picture), and wake the standby electors
+   * when they may campaign (the share grew: a replica left or died; another
+   * shard scheme no longer holds them back). Runs on every change of the
+   * operator's leases and every retryPeriod, since a dead replica shows only
    * as the absence of changes.
    */
   private rebalance(): void {
     if (this.shuttingDown) return;
-    const share = this.share();
+    const share = this.config.shards === 1 ? 1 : this.share();
     const held = this.electors.filter((e) => e.isLeader());
     for (const elector of held.slice(share)) {
       elector.handOver(`this replica holds ${held.length} shards, fair share is ${share}`);
     }
-    if (held.length < share) for (const elector of this.electors) elector.nudge();
+    if (held.length < share && this.membership?.campaignBlocker() === undefined) for (const elector of this.electors) elector.nudge();
   }
 
   private scheduleRebalance(): void {
@@ -289,12 +303,21 @@ export class Manager {
     }, this.config.retryPeriodMs);
   }
 
-  /** Waits (at most renewDeadline) for the aborted reconciles of a shard being handed over to stop. */
+  /**
+   * Waits (at most renewDeadline) for the aborted reconciles of a shard being
+   * handed over to return and for their requests to end.
+   */
   private async drainShard(shard: number): Promise<void> {
     const gate = this.gate as LeaseGate;
-    const idle = this.controller?.whenIdle((key) => gate.shardOf(key) === shard) ?? Promise.resolve();
+    const ofShard = (key: string): boolean => gate.shardOf(key) === shard;
+    const idle = Promise.all([this.controller?.whenIdle(ofShard), this.requests.whenNone(ofShard)]);
+    await this.within(this.config.renewDeadlineMs, idle);
+  }
+
+  /** Resolves when `promise` does or after `ms`, whichever is first. */
+  private async within(ms: number, promise: Promise<unknown>): Promise<void> {
     let timer: Timer | undefined;
-    await Promise.race([idle, new Promise<void>((resolve) => (timer = this.clock.setTimer(resolve, this.config.renewDeadlineMs)))]);
+    await Promise.race([promise, new Promise<void>((resolve) => (timer = this.clock.setTimer(resolve, ms)))]);
     timer?.cancel();
   }
 
@@ -306,12 +329,17 @@ export class Manager {
     }
   }
 
+  /**
+   * Fails when an election loop has not finished a turn for longer than its
+   * longest normal turn plus a margin: a campaign or renewal that is stuck
+   * (not merely failing, which the loop survives) needs a restart.
+   */
   private liveness(): HealthResult {
-    const now = this.clock.monotonicMs();
+    const limitMs = maxLoopTurnMs(this.config) + LIVENESS_MARGIN_MS;
     for (const elector of this.electors) {
-      const silentMs = now - elector.lastRenewedAtMs();
-      if (elector.isLeader() && silentMs > this.config.leaseDurationMs + LIVENESS_MARGIN_MS) {
-        return { ok: false, reason: `leader of ${elector.name} has not renewed for ${Math.round(silentMs)} ms` };
+      const silentMs = elector.sinceLastTurnMs();
+      if (silentMs > limitMs) {
+        return { ok: false, reason: `the election loop of lease ${elector.name} has not finished a turn for ${Math.round(silentMs)} ms (limit ${Math.round(limitMs)} ms)` };
       }
     }
     return { ok: true };

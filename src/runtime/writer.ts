@@ -1,62 +1,116 @@
-import {
-  PatchStrategy,
-  setHeaderOptions,
-  type CustomObjectsApi,
-  type KubernetesObjectApi,
-  type EventsV1Api,
-  type EventsV1Event,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Clock } from './clock.ts';
+import type { Discovery } from './discovery.ts';
 import { NotLeaderError } from './errors.ts';
 import type { WriteGate } from './gate.ts';
+import { collectionPath, isStatus, MediaType, objectPath, type ApiRequest, type KubeClient } from './kube.ts';
 import type { Logger } from './logging.ts';
 
-/** The API clients behind the writer; reconcile code never holds them itself. */
-export interface WriteClients {
-  objects: KubernetesObjectApi;
-  customObjects: CustomObjectsApi;
-  events: EventsV1Api;
+/** Where a status is written: the object's API coordinates. Leave namespace out for a cluster-scoped object. */
+export interface StatusTarget {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
 }
 
-export interface StatusTarget {
-  group: string;
-  version: string;
-  plural: string;
-  kind: string;
-  namespace: string;
-  name: string;
+/** What every FencedWriter of a process shares. */
+export interface WriterContext {
+  client: KubeClient;
+  discovery: Discovery;
+  gate: WriteGate;
+  requests: InFlightRequests;
+  fieldManager: string;
+  /** The User-Agent every write starts with; the term is appended. */
+  userAgent: string;
+  clock: Clock;
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  time?: string;
+  [field: string]: unknown;
 }
 
 /**
  * The only way reconcile code writes to the API server. Every call first
- * asks the gate whether this replica may write for the key it reconciles,
- * and checks that the reconcile itself has not been aborted (timeout, lost
- * lease, forced shutdown) — a reconcile that ignored its signal still cannot
- * write afterwards. Writes are server-side apply under one field manager.
+ * asks the gate for a permit for the key it reconciles and checks that the
+ * reconcile itself has not been aborted (timeout, lost lease, forced
+ * shutdown) — a reconcile that ignored its signal still cannot write
+ * afterwards. Each request then
+ *
+ * - ends when the term ends or the reconcile is aborted (both signals), and
+ *   at the latest when the term would end without another renewal, so no
+ *   request of this process outlives the term it was sent in;
+ * - names its term in its User-Agent ("… term/<lease>@<resourceVersion>"),
+ *   so the API server's audit log shows which term made each write;
+ * - carries a precondition where the caller has one (the resourceVersion of
+ *   the cached copy), so a late write cannot overwrite a newer one: the server
+ *   answers 409 instead.
+ *
+ * Changes are server-side apply under one field manager; new objects are
+ * created with POST so that an object someone else created meanwhile answers
+ * 409 AlreadyExists instead of being taken over.
  */
 export class FencedWriter {
-  private readonly clients: WriteClients;
-  private readonly gate: WriteGate;
+  private readonly context: WriterContext;
   private readonly key: string;
   private readonly signal: AbortSignal;
-  private readonly fieldManager: string;
   private readonly logger: Logger;
   /** Writes sent, for the idempotency check (a converged object costs none). */
   writes = 0;
 
-  constructor(options: { clients: WriteClients; gate: WriteGate; key: string; signal: AbortSignal; fieldManager: string; logger: Logger }) {
-    this.logger = options.logger;
-    this.clients = options.clients;
-    this.gate = options.gate;
+  constructor(options: { context: WriterContext; key: string; signal: AbortSignal; logger: Logger }) {
+    this.context = options.context;
     this.key = options.key;
     this.signal = options.signal;
-    this.fieldManager = options.fieldManager;
+    this.logger = options.logger;
   }
 
-  /** Server-side apply of a complete desired object, taking ownership of its fields (force). */
-  async apply<T extends KubernetesObject>(desired: T): Promise<T> {
-    this.fence(`apply ${desired.kind} ${desired.metadata?.namespace}/${desired.metadata?.name}`);
-    return this.clients.objects.patch(desired, undefined, undefined, this.fieldManager, true, PatchStrategy.ServerSideApply);
+  /**
+   * Server-side apply of a complete desired object, taking ownership of its
+   * fields (force). With `resourceVersion` (the cached copy's), the server
+   * answers 409 Conflict if the object has changed since; without it the
+   * apply creates the object if it is missing.
+   */
+  async apply<T extends KubernetesObject>(desired: T, resourceVersion?: string): Promise<T> {
+    const { path, what } = await this.locate(desired, 'apply');
+    const body = resourceVersion ? { ...desired, metadata: { ...desired.metadata, resourceVersion } } : desired;
+    return this.send<T>({ method: 'PATCH', path, query: { fieldManager: this.context.fieldManager, force: true }, body, contentType: MediaType.apply, what });
+  }
+
+  /**
+   * Creates `desired` (POST): 409 AlreadyExists if an object of that name
+   * exists, whoever made it. The fields the create set are then handed to
+   * this field manager's Apply entry — a create records them under an Update
+   * entry, which would keep them on the object after later applies dropped
+   * them. If that hand-over keeps meeting other writers (409), the object
+   * stays as created and a debug line says so.
+   */
+  async create<T extends KubernetesObject>(desired: T): Promise<T> {
+    const { collection, path, what } = await this.locate(desired, 'create');
+    let object = await this.send<T>({ method: 'POST', path: collection, query: { fieldManager: this.context.fieldManager }, body: desired, what });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const managed = (object.metadata?.managedFields ?? []) as ManagedFieldsEntry[];
+      const ours = managed.findIndex((e) => e.manager === this.context.fieldManager && e.operation === 'Update');
+      if (ours < 0) return object;
+      const handedOver = managed.map((e, i) => (i === ours ? { ...e, operation: 'Apply', time: undefined } : e));
+      try {
+        return await this.send<T>({
+          method: 'PATCH',
+          path,
+          body: { metadata: { resourceVersion: object.metadata?.resourceVersion, managedFields: handedOver } },
+          contentType: MediaType.mergePatch,
+          what: `hand the fields of the new ${what.slice('create '.length)} to field manager ${this.context.fieldManager}'s apply`,
+        });
+      } catch (error) {
+        if (!isStatus(error, 409)) throw error;
+        object = await this.send<T>({ method: 'GET', path, what: `read ${what.slice('create '.length)}` }, false);
+      }
+    }
+    this.logger.debug('the fields of a new object stay with the create', { object: what });
+    return object;
   }
 
   /**
@@ -67,39 +121,128 @@ export class FencedWriter {
    * item of `ports`, owned by whoever changed it).
    */
   async replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T> {
-    this.fence(`merge-patch ${desired.kind} ${desired.metadata?.namespace}/${desired.metadata?.name}`);
+    const { path, what } = await this.locate(desired, 'merge-patch');
     const body = { ...desired, metadata: { ...desired.metadata, resourceVersion } };
-    return this.clients.objects.patch(body, undefined, undefined, this.fieldManager, undefined, PatchStrategy.MergePatch);
+    return this.send<T>({ method: 'PATCH', path, query: { fieldManager: this.context.fieldManager }, body, contentType: MediaType.mergePatch, what });
   }
 
-  /** Server-side apply of the status subresource of a custom object. */
-  async applyStatus(target: StatusTarget, status: unknown): Promise<void> {
-    const { group, version, plural, kind, namespace, name } = target;
-    this.fence(`apply status of ${kind} ${namespace}/${name}`);
-    await this.clients.customObjects.patchNamespacedCustomObjectStatus(
-      {
-        group, version, plural, namespace, name,
-        body: { apiVersion: `${group}/${version}`, kind, metadata: { name, namespace }, status },
-        fieldManager: this.fieldManager,
-        force: true,
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-    );
+  /**
+   * Server-side apply of the status subresource, namespaced or cluster-scoped,
+   * conditional on `resourceVersion` when given (the object the status was
+   * computed from: 409 if it has changed since).
+   */
+  async applyStatus(target: StatusTarget, status: unknown, resourceVersion?: string): Promise<void> {
+    const { apiVersion, kind, namespace, name } = target;
+    const { plural } = await this.context.discovery.resourceFor(apiVersion, kind);
+    const metadata = { name, ...(namespace ? { namespace } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
+    await this.send({
+      method: 'PATCH',
+      path: objectPath(apiVersion, plural, namespace, name, 'status'),
+      query: { fieldManager: this.context.fieldManager, force: true },
+      body: { apiVersion, kind, metadata, status },
+      contentType: MediaType.apply,
+      what: `apply the status of ${kind} ${describe(namespace, name)}`,
+    });
   }
 
-  async createEvent(event: EventsV1Event): Promise<void> {
-    const namespace = event.metadata?.namespace ?? event.regarding?.namespace ?? 'default';
-    this.fence(`create event ${event.reason ?? ''} in ${namespace}`);
-    await this.clients.events.createNamespacedEvent({ namespace, body: event });
-  }
-
-  private fence(what: string): void {
-    if (this.signal.aborted) {
-      throw new NotLeaderError(`${what} refused: the reconcile of ${this.key} was aborted (${String((this.signal.reason as Error | undefined)?.message ?? this.signal.reason)})`);
+  /** Deletes the object if it is still the one with `uid` (409 if it was replaced by another of the same name). */
+  async delete(object: KubernetesObject & { metadata: { uid: string } }): Promise<void> {
+    const { path, what } = await this.locate(object, 'delete');
+    try {
+      await this.send({ method: 'DELETE', path, body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid: object.metadata.uid } }, what });
+    } catch (error) {
+      if (!isStatus(error, 404)) throw error;
     }
-    this.gate.assertMayWrite(this.key);
-    this.writes++;
-    // One debug line per write lets the failover tests prove that no two replicas wrote in overlapping terms.
-    this.logger.debug('write', { write: what, key: this.key });
   }
+
+  async createEvent(event: KubernetesObject): Promise<void> {
+    const namespace = event.metadata?.namespace ?? 'default';
+    await this.send({
+      method: 'POST',
+      path: collectionPath('events.k8s.io/v1', 'events', namespace),
+      body: event,
+      what: `create event ${event.metadata?.name ?? ''} in ${namespace}`,
+    });
+  }
+
+  private async locate(object: KubernetesObject, verb: string): Promise<{ collection: string; path: string; what: string }> {
+    const { apiVersion = '', kind = '' } = object;
+    const { name = '', namespace } = object.metadata ?? {};
+    const resource = await this.context.discovery.resourceFor(apiVersion, kind);
+    const ns = resource.namespaced ? namespace : undefined;
+    return {
+      collection: collectionPath(apiVersion, resource.plural, ns),
+      path: objectPath(apiVersion, resource.plural, ns, name),
+      what: `${verb} ${kind} ${describe(ns, name)}`,
+    };
+  }
+
+  /** Sends one request under the gate's permit; `counts` says whether it is a write (reads are bounded the same way). */
+  private async send<T>(request: ApiRequest, counts = true): Promise<T> {
+    if (this.signal.aborted) {
+      throw new NotLeaderError(`${request.what} refused: the reconcile of ${this.key} was aborted (${reasonOf(this.signal)})`);
+    }
+    const permit = this.context.gate.permitFor(this.key);
+    const remainingMs = permit.deadlineMs - this.context.clock.monotonicMs();
+    if (counts) {
+      this.writes++;
+      // One debug line per write: a cross-check of the audit log, not the proof.
+      this.logger.debug('write', { write: request.what, key: this.key, term: permit.term });
+    }
+    const { userAgent } = this.context;
+    return this.context.requests.track(this.key, () => this.context.client.request<T>({
+      ...request,
+      signal: AbortSignal.any([permit.signal, this.signal]),
+      ...(Number.isFinite(remainingMs) ? { timeoutMs: Math.max(1, Math.min(remainingMs, request.timeoutMs ?? remainingMs)) } : {}),
+      userAgent: permit.term ? `${userAgent} term/${permit.term}` : userAgent,
+    }));
+  }
+}
+
+/**
+ * The write requests in flight, per key: a drain (shutdown, a shard handed
+ * over) is over only when the requests sent under the ending term have ended,
+ * not merely when the reconciles that sent them gave up on them.
+ */
+export class InFlightRequests {
+  private readonly byKey = new Map<string, number>();
+  private waiters: { matches: (key: string) => boolean; resolve: () => void }[] = [];
+
+  async track<T>(key: string, send: () => Promise<T>): Promise<T> {
+    this.byKey.set(key, (this.byKey.get(key) ?? 0) + 1);
+    try {
+      return await send();
+    } finally {
+      const left = (this.byKey.get(key) ?? 1) - 1;
+      if (left > 0) this.byKey.set(key, left);
+      else this.byKey.delete(key);
+      this.waiters = this.waiters.filter((w) => {
+        if ([...this.byKey.keys()].some(w.matches)) return true;
+        w.resolve();
+        return false;
+      });
+    }
+  }
+
+  /** Requests in flight for keys that match. */
+  count(matches: (key: string) => boolean = () => true): number {
+    let n = 0;
+    for (const [key, count] of this.byKey) if (matches(key)) n += count;
+    return n;
+  }
+
+  /** Resolves once no request of a matching key is in flight. */
+  whenNone(matches: (key: string) => boolean = () => true): Promise<void> {
+    if (![...this.byKey.keys()].some(matches)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ matches, resolve }));
+  }
+}
+
+function describe(namespace: string | undefined, name: string): string {
+  return namespace ? `${namespace}/${name}` : name;
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason = signal.reason as Error | undefined;
+  return reason?.message ?? String(reason);
 }

@@ -40,6 +40,7 @@ export function registerWebsiteController(manager: Manager, options: WebsiteCont
   const reconcile = makeReconcile({
     caches: informers,
     writerFor: (key, signal, logger) => manager.writerFor(key, signal, logger),
+    read: (ref, signal) => manager.read(ref, signal),
     clock: manager.clock,
     reportingInstance: manager.config.podName,
     ...(options.onReconciled ? { onReconciled: options.onReconciled } : {}),

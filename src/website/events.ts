@@ -14,7 +14,7 @@ const DIGEST_LENGTH = 16;
 /** One thing worth telling `kubectl describe website` about. */
 export interface WebsiteEvent {
   type: 'Normal' | 'Warning';
-  /** CamelCase, as in status conditions: Created, Updated, Ready, NotReady, Recovered, InvalidSpec, ApplyFailed, RolloutStalled. */
+  /** CamelCase, as in status conditions: Created, Updated, Ready, NotReady, Recovered, InvalidSpec, ApplyFailed, NameTaken, RolloutStalled. */
   reason: string;
   /** What the operator did or failed to do: Create, Update, Apply, Validate, Rollout, Reconcile. */
   action: string;
@@ -89,7 +89,7 @@ export function childEvent(
     : { type: 'Normal', reason: 'Updated', action: 'Update', note: `updated ${what}: ${difference} differed from the Website's spec`, related, occurrence };
 }
 
-const FAILURE_ACTIONS: Record<string, string> = { InvalidSpec: 'Validate', ApplyFailed: 'Apply', RolloutStalled: 'Rollout' };
+const FAILURE_ACTIONS: Record<string, string> = { InvalidSpec: 'Validate', ApplyFailed: 'Apply', NameTaken: 'Create', RolloutStalled: 'Rollout' };
 
 /**
  * The event, if any, for how the conditions change from `previous` to `next`:

@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
-import { ApiException, type EventsV1Event, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Service } from '@kubernetes/client-node';
+import type { EventsV1Event, KubernetesObject, V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
 import type { Clock } from '../runtime/clock.ts';
 import type { Reconcile, ReconcileContext } from '../runtime/controller.ts';
 import { NotLeaderError, ReconcileError } from '../runtime/errors.ts';
 import { objectKey } from '../runtime/informer.ts';
+import { KubeApiError, isStatus } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import type { StatusTarget } from '../runtime/writer.ts';
 import { desiredChildren } from './desired.ts';
 import { buildEvent, childEvent, conditionEvents, type WebsiteEvent } from './events.ts';
 import { desiredStatus, statusEqual, type ReconcileOutcome } from './status.ts';
-import { WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from './types.ts';
+import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from './types.ts';
 
 /** Read access to one informer's cache. */
 export interface Cache<T> {
@@ -28,10 +29,19 @@ export interface WebsiteCaches {
 export interface WebsiteWriter {
   /** Writes sent so far. */
   readonly writes: number;
-  apply<T extends KubernetesObject>(desired: T): Promise<T>;
+  apply<T extends KubernetesObject>(desired: T, resourceVersion?: string): Promise<T>;
+  create<T extends KubernetesObject>(desired: T): Promise<T>;
   replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T>;
-  applyStatus(target: StatusTarget, status: unknown): Promise<void>;
+  applyStatus(target: StatusTarget, status: unknown, resourceVersion?: string): Promise<void>;
   createEvent(event: EventsV1Event): Promise<void>;
+}
+
+/** Which object to read. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
 }
 
 /** How one reconcile went: for logs, and for tests that must know when a reconcile finished and what it wrote. */
@@ -43,9 +53,11 @@ export interface ReconcileReport {
   startedAtMs: number;
   /**
    * NotFound: the Website is gone (its children go by ownerReference GC);
-   * Deleting: it has a deletionTimestamp; Failed: an error other than the spec's or an apply's.
+   * Deleting: it has a deletionTimestamp; NameTaken: a child's name belongs to
+   * an object this Website does not control; Failed: any other error (a 409
+   * from a cache that was behind, a lost lease).
    */
-  outcome: 'NotFound' | 'Deleting' | 'Applied' | 'InvalidSpec' | 'ApplyFailed' | 'Failed';
+  outcome: 'NotFound' | 'Deleting' | 'Applied' | 'InvalidSpec' | 'ApplyFailed' | 'NameTaken' | 'Failed';
   /** Every write sent through the fenced writer: applies, the status, events. 0 for a converged Website. */
   writes: number;
   /** The children applied because their cached copy differed from the desired one: "Deployment ns/name (spec.replicas)". */
@@ -67,6 +79,8 @@ export interface WebsiteContext {
   caches: WebsiteCaches;
   /** The manager's `writerFor`: one fenced writer per reconcile. */
   writerFor(key: string, signal: AbortSignal, logger: Logger): WebsiteWriter;
+  /** The manager's `read`: one object from the API server, for the owner of a name a create found taken. */
+  read(ref: ObjectRef, signal: AbortSignal): Promise<KubernetesObject | undefined>;
   clock: Pick<Clock, 'wallNow' | 'monotonicMs'>;
   /** events.k8s.io `reportingInstance`: the pod name. */
   reportingInstance: string;
@@ -83,6 +97,7 @@ interface Pass {
   context: WebsiteContext;
   key: string;
   writer: WebsiteWriter;
+  signal: AbortSignal;
   logger: Logger;
   report: ReconcileReport;
 }
@@ -90,6 +105,16 @@ interface Pass {
 /** An apply the server refused or that failed; its message names the child and carries the server's. */
 class ApplyError extends Error {
   override name = 'ApplyError';
+}
+
+/** A child's name is taken by an object this Website does not control; the message names it and its owner. */
+class NameTakenError extends Error {
+  override name = 'NameTakenError';
+}
+
+/** The server holds a newer version of an object than the cache the reconcile read (409): retried, never recorded. */
+function staleCache(what: string, cause: unknown): ReconcileError {
+  return new ReconcileError('Conflict', `${what}: the cache was behind the server (${cause instanceof KubeApiError ? cause.summary : String(cause)}); retrying`, { cause });
 }
 
 /**
@@ -122,12 +147,12 @@ export async function reconcileWebsite(context: WebsiteContext, key: string, rec
     events: [],
   };
   const writer = context.writerFor(key, reconcile.signal, reconcile.logger);
-  const pass: Pass = { context, key, writer, logger: reconcile.logger, report };
+  const pass: Pass = { context, key, writer, signal: reconcile.signal, logger: reconcile.logger, report };
   try {
     await run(pass);
   } catch (error) {
     report.error = error;
-    if (error instanceof ReconcileError && (error.reason === 'InvalidSpec' || error.reason === 'ApplyFailed')) report.outcome = error.reason;
+    if (error instanceof ReconcileError && (error.reason === 'InvalidSpec' || error.reason === 'ApplyFailed' || error.reason === 'NameTaken')) report.outcome = error.reason;
     throw error;
   } finally {
     report.writes = writer.writes;
@@ -166,15 +191,17 @@ async function run(pass: Pass): Promise<void> {
     deployment = await ensureChild(pass, website, children.deployment, caches.deployments);
     await ensureChild(pass, website, children.service, caches.services);
   } catch (error) {
-    if (!(error instanceof ApplyError)) throw error;
-    const failure = new ReconcileError('ApplyFailed', `Website ${pass.key}: ${error.message}`, { cause: error.cause });
+    const failure = error instanceof ApplyError ? 'ApplyFailed' : error instanceof NameTakenError ? 'NameTaken' : undefined;
+    if (failure === undefined) throw error;
+    const message = (error as Error).message;
     try {
-      await settle(pass, website, deployment, { reason: 'ApplyFailed', message: error.message });
+      // A child of someone else's is no Deployment of ours to report on.
+      await settle(pass, website, failure === 'NameTaken' ? undefined : deployment, { reason: failure, message });
     } catch (statusError) {
-      if (statusError instanceof NotLeaderError) throw statusError;
-      pass.logger.warn('could not record ApplyFailed in the status', { error: statusError });
+      if (statusError instanceof NotLeaderError || isConflict(statusError)) throw statusError;
+      pass.logger.warn(`could not record ${failure} in the status`, { error: (statusError as Error).message });
     }
-    throw failure;
+    throw new ReconcileError(failure, `Website ${pass.key}: ${message}`, { cause: (error as Error).cause });
   }
 
   // The Deployment the apply returned, when there was one: its generation is the one just applied.
@@ -183,31 +210,85 @@ async function run(pass: Pass): Promise<void> {
 }
 
 /**
- * Applies `desired` unless the cached child already holds every field of it.
- * Returns the child as it now is (the apply's answer, or the cached copy).
+ * Brings one child to `desired` unless the cached copy already holds every
+ * field of it. Returns the child as it now is (the write's answer, or the
+ * cached copy).
+ *
+ * - A cached child that this Website does not control is someone else's:
+ *   nothing is written to it (NameTaken).
+ * - A child missing from the cache is created (POST): if the name is taken —
+ *   by an object the label-filtered cache cannot see, a user's say — the
+ *   server answers 409 AlreadyExists and the object is left alone.
+ * - A cached child is applied conditional on its cached resourceVersion, so a
+ *   late write from an earlier term cannot overwrite a newer one (409).
  */
 async function ensureChild<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, cache: Cache<T>): Promise<T> {
   const key = objectKey(desired);
+  const what = `${desired.kind} ${key}`;
   const cached = cache.get(key);
+  if (cached !== undefined) {
+    const foreign = notControlledBy(cached, website);
+    if (foreign) throw new NameTakenError(nameTaken(what, foreign));
+  }
   const difference = cached === undefined ? 'absent' : firstDifference(cached, desired);
   if (difference === undefined) return cached!;
 
-  const what = `${desired.kind} ${key}`;
-  let applied: T;
-  try {
-    applied = await pass.writer.apply(desired);
-  } catch (error) {
-    if (error instanceof NotLeaderError) throw error;
-    if (!(cached !== undefined && error instanceof ApiException && error.code === 422)) {
-      throw new ApplyError(`apply of ${what} failed: ${serverMessage(error)}`, { cause: error });
-    }
-    applied = await applyOverForeignListItems(pass, desired, cached, `apply of ${what} failed: ${serverMessage(error)}`);
-  }
+  const written = await write(pass, website, desired, cached, what);
   pass.report.applied.push(`${what} (${difference})`);
   const digest = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
-  const event = childEvent(applied, cached, difference, digest);
+  const event = childEvent(written, cached, difference, digest);
   if (event !== undefined) await record(pass, website, event);
-  return applied;
+  return written;
+}
+
+/** Creates a missing child, or applies a cached one conditional on its cached version. */
+async function write<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, cached: T | undefined, what: string): Promise<T> {
+  try {
+    return cached === undefined ? await pass.writer.create(desired) : await pass.writer.apply(desired, cached.metadata?.resourceVersion);
+  } catch (error) {
+    if (error instanceof NotLeaderError) throw error;
+    if (cached === undefined && isStatus(error, 409)) return await nameTakenOrOurs(pass, website, desired, what, error);
+    if (isConflict(error)) throw staleCache(`apply of ${what}`, error);
+    if (cached !== undefined && isStatus(error, 422)) return await applyOverForeignListItems(pass, desired, cached, `apply of ${what} failed: ${serverMessage(error)}`);
+    throw new ApplyError(`${cached === undefined ? 'create' : 'apply'} of ${what} failed: ${serverMessage(error)}`, { cause: error });
+  }
+}
+
+/**
+ * A create found the name taken. Someone else's: NameTaken, and nothing is
+ * written to it. Ours after all — the cache had not seen our own create yet,
+ * or the child lost the label the cache selects on — then apply to it,
+ * conditional on the version just read (which also puts the label back).
+ */
+async function nameTakenOrOurs<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, what: string, error: unknown): Promise<T> {
+  const { apiVersion = '', kind = '' } = desired;
+  const existing = await pass.context.read({ apiVersion, kind, namespace: website.metadata.namespace, name: desired.metadata?.name ?? '' }, pass.signal);
+  if (existing === undefined) throw staleCache(`create of ${what}`, error);
+  const foreign = notControlledBy(existing, website);
+  if (foreign) throw new NameTakenError(nameTaken(what, foreign));
+  try {
+    return await pass.writer.apply(desired, existing.metadata?.resourceVersion);
+  } catch (applyError) {
+    if (isStatus(applyError, 409)) throw staleCache(`apply of ${what}`, applyError);
+    throw applyError;
+  }
+}
+
+/** Who controls `child` instead of `website`, in words; undefined when the Website does. */
+function notControlledBy(child: KubernetesObject, website: Website): string | undefined {
+  const controller = child.metadata?.ownerReferences?.find((ref) => ref.controller === true);
+  if (controller?.uid === website.metadata.uid) return undefined;
+  if (!controller) return 'it has no controller';
+  if (controller.kind === WEBSITE_KIND && controller.name === website.metadata.name) return 'it is controlled by an earlier Website of the same name';
+  return `it is controlled by ${controller.kind} ${controller.name}`;
+}
+
+function nameTaken(what: string, foreign: string): string {
+  return `${what} already exists and this Website does not control it (${foreign}); the operator leaves it alone: rename or remove it, or give the Website another name`;
+}
+
+function isConflict(error: unknown): boolean {
+  return isStatus(error, 409) || (error instanceof ReconcileError && error.reason === 'Conflict');
 }
 
 /**
@@ -222,10 +303,11 @@ async function ensureChild<T extends KubernetesObject>(pass: Pass, website: Webs
  */
 async function applyOverForeignListItems<T extends KubernetesObject>(pass: Pass, desired: T, cached: T, applyFailure: string): Promise<T> {
   try {
-    await pass.writer.replaceLists(desired, cached.metadata?.resourceVersion ?? '');
-    return await pass.writer.apply(desired);
+    const patched = await pass.writer.replaceLists(desired, cached.metadata?.resourceVersion ?? '');
+    return await pass.writer.apply(desired, patched.metadata?.resourceVersion);
   } catch (error) {
     if (error instanceof NotLeaderError) throw error;
+    if (isStatus(error, 409)) throw staleCache(`merge-patch of ${desired.kind} ${objectKey(desired)}`, error);
     throw new ApplyError(`${applyFailure}; replacing its lists failed too: ${serverMessage(error)}`, { cause: error });
   }
 }
@@ -240,12 +322,14 @@ async function settle(pass: Pass, website: Website, deployment: V1Deployment | u
   const status = desiredStatus(website, deployment, outcome, pass.context.clock.wallNow());
   for (const event of conditionEvents(website.status, status)) await record(pass, website, event);
   if (statusEqual(website.status, status)) return;
-  const { name, namespace } = website.metadata;
-  const target: StatusTarget = { group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, kind: WEBSITE_KIND, namespace, name };
+  const { name, namespace, resourceVersion } = website.metadata;
+  const target: StatusTarget = { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, namespace, name };
   try {
-    await pass.writer.applyStatus(target, status);
+    // Conditional on the Website this status was computed from.
+    await pass.writer.applyStatus(target, status, resourceVersion);
   } catch (error) {
     if (error instanceof NotLeaderError) throw error;
+    if (isStatus(error, 409)) throw staleCache(`apply of the status of Website ${pass.key}`, error);
     throw new ReconcileError('StatusFailed', `apply of the status of Website ${pass.key} failed: ${serverMessage(error)}`, { cause: error });
   }
   pass.report.statusWritten = true;
@@ -259,7 +343,7 @@ async function record(pass: Pass, website: Website, event: WebsiteEvent): Promis
     pass.report.events.push(event.reason);
   } catch (error) {
     if (error instanceof NotLeaderError) throw error;
-    if (error instanceof ApiException && error.code === 409) {
+    if (isStatus(error, 409)) {
       pass.logger.debug('event already recorded', { event: body.metadata?.name, reason: event.reason });
       return;
     }
@@ -306,24 +390,8 @@ export function firstDifference(actual: unknown, desired: unknown, path = ''): s
   return actual === desired ? undefined : path || '.';
 }
 
-/** The API server's own message for a failed call ("422 Invalid: Service \"x\" is invalid: …"), else the error's. */
+/** The API server's own answer for a failed call ("422 Invalid: Service \"x\" is invalid: …"), else the error's message. */
 export function serverMessage(error: unknown): string {
-  if (error instanceof ApiException) {
-    const raw: unknown = error.body;
-    const body = typeof raw === 'string' ? parseJson(raw) ?? raw : raw;
-    if (body !== null && typeof body === 'object') {
-      const { reason, message } = body as { reason?: unknown; message?: unknown };
-      if (typeof message === 'string') return `${error.code}${typeof reason === 'string' ? ` ${reason}` : ''}: ${message}`;
-    }
-    return `${error.code}: ${typeof body === 'string' && body !== '' ? body : 'no message'}`;
-  }
+  if (error instanceof KubeApiError) return error.summary;
   return error instanceof Error ? error.message : String(error);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

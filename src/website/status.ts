@@ -3,7 +3,7 @@ import { websiteUrl, type InvalidSpec } from './desired.ts';
 import type { ConditionStatus, ConditionType, Website, WebsiteCondition, WebsiteStatus } from './types.ts';
 
 /** What this reconcile did with the Website's spec. */
-export type ReconcileOutcome = { reason: 'Applied' } | InvalidSpec | { reason: 'ApplyFailed'; message: string };
+export type ReconcileOutcome = { reason: 'Applied' } | InvalidSpec | { reason: 'ApplyFailed' | 'NameTaken'; message: string };
 
 interface Assessment {
   status: ConditionStatus;
@@ -69,6 +69,7 @@ function assess(website: Website, deployment: V1Deployment | undefined, outcome:
   switch (outcome.reason) {
     case 'InvalidSpec':
     case 'ApplyFailed':
+    case 'NameTaken':
       return failed(outcome.reason, outcome.message);
     case 'Applied':
       return assessRollout(website, deployment);

@@ -9,7 +9,8 @@ import { setCluster, takeCluster } from './support/cluster.ts';
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context): Promise<void> {
     this.timeout(30 * 60_000);
-    setCluster(await ControlPlane.start({ controllerManager: true }));
+    // The audit log is the witness of the failover tests (test/integration/support/audit.ts).
+    setCluster(await ControlPlane.start({ controllerManager: true, audit: true }));
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(60_000);

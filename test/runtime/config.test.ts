@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { hostname } from 'node:os';
 
-import { type Config, ConfigError, loadConfig } from '../../src/runtime/config.ts';
+import { type Config, ConfigError, SHUTDOWN_ABORT_GRACE_MS, loadConfig, shutdownBudgetMs } from '../../src/runtime/config.ts';
+import { ABORT_GRACE_MS } from '../../src/runtime/controller.ts';
 
 const outsideCluster = (): undefined => undefined;
 
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
       onLeadershipLost: 'standby',
       shards: 1,
       drainTimeoutMs: 20_000,
+      terminationGracePeriodMs: undefined,
     } satisfies Omit<Config, 'podName'>);
     expect(podName).to.match(new RegExp(`^${hostname().replace(/[.]/g, '\\.')}-[0-9a-f]{6}$`));
   });
@@ -81,6 +83,7 @@ describe('loadConfig', () => {
       ON_LEADERSHIP_LOST: 'exit',
       SHARDS: '64',
       DRAIN_TIMEOUT_SECONDS: '1.25',
+      TERMINATION_GRACE_PERIOD_SECONDS: '10',
     });
     expect(config).to.deep.equal({
       logLevel: 'debug',
@@ -107,7 +110,26 @@ describe('loadConfig', () => {
       onLeadershipLost: 'exit',
       shards: 64,
       drainTimeoutMs: 1_250,
+      terminationGracePeriodMs: 10_000,
     } satisfies Config);
+  });
+
+  describe('shutdown budget', () => {
+    it('is the drain, the grace for aborted reconciles, the release (renewDeadline) and a margin', () => {
+      expect(shutdownBudgetMs(load({}))).to.equal(20_000 + 1_000 + 10_000 + 2_000);
+      expect(shutdownBudgetMs(load({ LEADER_ELECTION: 'false' }))).to.equal(20_000 + 1_000 + 2_000);
+      expect(SHUTDOWN_ABORT_GRACE_MS).to.equal(ABORT_GRACE_MS);
+    });
+
+    it('must fit in TERMINATION_GRACE_PERIOD_SECONDS, which the defaults do at 35 s and not at the pod default of 30 s', () => {
+      expect(load({ TERMINATION_GRACE_PERIOD_SECONDS: '35' }).terminationGracePeriodMs).to.equal(35_000);
+      expect(problems({ TERMINATION_GRACE_PERIOD_SECONDS: '30' })).to.deep.equal([
+        'TERMINATION_GRACE_PERIOD_SECONDS=30: the shutdown may take 33 s (DRAIN_TIMEOUT_SECONDS=20 + 1 s for aborted reconciles + '
+          + 'RENEW_DEADLINE_SECONDS=10 to release the leases + 2 s), so the kubelet would kill the process before it released its leases: '
+          + 'raise the grace period or lower DRAIN_TIMEOUT_SECONDS',
+      ]);
+      expect(load({ TERMINATION_GRACE_PERIOD_SECONDS: '30', DRAIN_TIMEOUT_SECONDS: '15' }).terminationGracePeriodMs).to.equal(30_000);
+    });
   });
 
   describe('lease namespace', () => {

@@ -4,7 +4,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { sleep } from '../../src/runtime/clock.ts';
 import {
+  ABORT_GRACE_MS,
   Controller,
+  STUCK_AFTER_ABORT_MS,
   controllerOwnerKey,
   type ReconcileAction,
   type ReconcileContext,
@@ -115,7 +117,7 @@ describe('Controller', () => {
     // Stop every controller a test built, so no worker outlives its test.
     for (const h of harnesses.splice(0)) {
       const stopped = h.controller.shutdown(0);
-      await h.clock.advance(0);
+      await h.clock.advance(ABORT_GRACE_MS);
       await stopped;
     }
   });
@@ -240,24 +242,37 @@ describe('Controller', () => {
       expect(await h.sample('controller_runtime_reconcile_total', { controller: NAME, result: 'success' })).to.equal(1);
     });
 
-    it('frees the worker at the timeout even when the reconcile ignores its signal', async () => {
+    it('keeps the key of a reconcile that ignores its signal until it returns, so no retry overlaps it, and says so', async () => {
+      let release!: () => void;
+      const stuck = new Promise<void>((resolve) => (release = resolve));
       const h = harness({
-        concurrency: 1,
+        concurrency: 2,
         reconcileTimeoutMs: 1000,
         behaviour: async (call) => {
-          if (call.key === 'ns/stuck' && h.calls.length === 1) await forever();
+          if (call.key === 'ns/stuck' && h.calls.length === 1) await stuck;
         },
       });
       h.controller.start();
       h.controller.enqueue('ns/stuck', 'added');
-      h.controller.enqueue('ns/next', 'added');
-      await h.clock.advance(999);
-      expect(keysOf(h.calls)).to.deep.equal(['ns/stuck']);
+      await h.clock.advance(1000);
+      expect(h.calls[0]!.context.signal.aborted).to.be.true;
+      expect(await h.sample('controller_runtime_reconcile_timeouts_total'), 'counted when it returns').to.equal(0);
 
-      await h.clock.advance(1);
+      // Another key goes on on the other worker; the stuck key is neither retried nor started again.
+      h.controller.enqueue('ns/next', 'added');
+      h.controller.enqueue('ns/stuck', 'modified');
+      await h.clock.advance(STUCK_AFTER_ABORT_MS);
       expect(keysOf(h.calls)).to.deep.equal(['ns/stuck', 'ns/next']);
+      const warning = (await h.logLines()).find((l) => l.level === 'warn');
+      expect(warning?.message).to.equal(`the reconcile of ns/stuck still runs ${STUCK_AFTER_ABORT_MS} ms after it was aborted; its key waits for it (and its writes are refused)`);
+
+      // Once it returns, it counts as timed out (its writes after the abort were refused) and the key runs again.
+      release();
+      await h.clock.advance(0);
       expect(await h.sample('controller_runtime_reconcile_timeouts_total')).to.equal(1);
-      expect(await h.sample('controller_runtime_reconcile_total', { controller: NAME, result: 'success' })).to.equal(1);
+      expect(await h.sample('controller_runtime_reconcile_total', { controller: NAME, result: 'error' })).to.equal(1);
+      await h.clock.advance(5);
+      expect(keysOf(h.calls)).to.deep.equal(['ns/stuck', 'ns/next', 'ns/stuck']);
     });
   });
 
@@ -371,8 +386,8 @@ describe('Controller', () => {
         permit,
         concurrency: 1,
         reconcileTimeoutMs: 60_000,
-        // Ignores its signal: the worker must still be freed.
-        behaviour: (call) => (call.key === 'ns/a' ? forever() : undefined),
+        // Honours its signal (one that does not keeps its key: see the timeout tests).
+        behaviour: (call) => (call.key === 'ns/a' ? untilAborted(call.context.signal) : undefined),
       });
       h.controller.start();
       h.controller.enqueue('ns/a', 'added');
@@ -438,7 +453,7 @@ describe('Controller', () => {
       h.controller.enqueue('ns/d', 'added');
       await h.clock.advance(60);
       const result = await report;
-      expect(result).to.deep.equal({ drained: true, leftQueued: ['ns/b', 'ns/c'], aborted: [], durationMs: 60 });
+      expect(result).to.deep.equal({ drained: true, leftQueued: ['ns/b', 'ns/c'], aborted: [], abandoned: [], durationMs: 60 });
       expect(h.calls[0]!.context.signal.aborted).to.be.false;
       expect(await h.sample('controller_runtime_reconcile_total', { controller: NAME, result: 'success' })).to.equal(1);
 
@@ -446,7 +461,7 @@ describe('Controller', () => {
       expect(keysOf(h.calls)).to.deep.equal(['ns/a']);
     });
 
-    it('aborts the reconciles still running at the drain deadline and reports them', async () => {
+    it('aborts the reconciles still running at the drain deadline, waits a grace for them, and reports those that ignore it', async () => {
       const h = harness({
         concurrency: 2,
         behaviour: async (call) => {
@@ -464,16 +479,18 @@ describe('Controller', () => {
       await h.clock.advance(999);
       expect(h.calls.some((c) => c.context.signal.aborted)).to.be.false;
       await h.clock.advance(1);
+      await h.clock.advance(ABORT_GRACE_MS);
       const result = await report;
       expect(result.drained).to.be.false;
       expect([...result.aborted].sort()).to.deep.equal(['ns/a', 'ns/b']);
+      expect(result.abandoned, 'the one that ignores its signal').to.deep.equal(['ns/b']);
       expect(result.leftQueued).to.deep.equal(['ns/c']);
-      expect(result.durationMs).to.equal(1000);
+      expect(result.durationMs).to.equal(1000 + ABORT_GRACE_MS);
       for (const call of h.calls) {
         expect(call.context.signal.aborted).to.be.true;
         expect(call.context.signal.reason).to.be.instanceOf(ReconcileError).and.include({ reason: 'Aborted' });
       }
-      expect(await h.sample('controller_runtime_active_workers')).to.equal(0);
+      expect(await h.sample('controller_runtime_active_workers'), 'the abandoned one').to.equal(1);
       expect(await h.sample('controller_runtime_reconcile_timeouts_total')).to.equal(0);
       expect(keysOf(h.calls)).to.deep.equal(['ns/a', 'ns/b']);
     });

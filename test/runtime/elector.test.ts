@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import type { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 
 import { JITTER_FACTOR, LeaseElector, validateLeaseTiming, type LeaseTiming } from '../../src/runtime/elector.ts';
 import { NotLeaderError } from '../../src/runtime/errors.ts';
 import { LeaseGate, shardOf, type RenewalClock } from '../../src/runtime/gate.ts';
+import type { LeaseClient } from '../../src/runtime/leases.ts';
 import { createLogger } from '../../src/runtime/logging.ts';
 import { OperatorMetrics } from '../../src/runtime/metrics.ts';
 import { FakeClock } from '../support/fake-clock.ts';
@@ -32,13 +32,19 @@ function referenceFnv1a(text: string): number {
 /** A renewal record that the test moves by hand, as an elector would on each successful renewal. */
 class Renewals implements RenewalClock {
   atMs: number;
+  readonly termId: string;
 
-  constructor(atMs: number) {
+  constructor(atMs: number, termId = 'lease@1') {
     this.atMs = atMs;
+    this.termId = termId;
   }
 
   lastRenewedAtMs(): number {
     return this.atMs;
+  }
+
+  term(): string {
+    return this.termId;
   }
 }
 
@@ -99,9 +105,7 @@ describe('validateLeaseTiming (client-go rules: leaseDuration > renewDeadline > 
     });
     const logger = createLogger({ level: 'error', format: 'json', stream: new Writable({ write: (_c, _e, done) => done() }) });
     expect(() => new LeaseElector({
-      leases: untouchable as CoordinationV1Api,
-      kubeConfig: untouchable as KubeConfig,
-      namespace: 'ns',
+      leases: untouchable as LeaseClient,
       name: 'lease',
       identity: 'a',
       leaseDurationMs: 10_000,
@@ -164,7 +168,7 @@ describe('LeaseGate', () => {
     const key = keyIn(0, 2);
     expect(gate.leadsShard(0)).to.be.false;
     expect(gate.acquire(key)).to.equal(undefined);
-    expect(() => gate.assertMayWrite(key)).to.throw(NotLeaderError, `write for ${key} refused: this replica does not lead shard 0`);
+    expect(() => gate.permitFor(key)).to.throw(NotLeaderError, `write for ${key} refused: this replica does not lead shard 0`);
   });
 
   it('permits the keys of a shard it leads, and only those', () => {
@@ -176,9 +180,9 @@ describe('LeaseGate', () => {
     const signal = gate.acquire(ours);
     expect(signal).to.be.instanceOf(AbortSignal);
     expect(signal!.aborted).to.be.false;
-    expect(() => gate.assertMayWrite(ours)).to.not.throw();
+    expect(() => gate.permitFor(ours)).to.not.throw();
     expect(gate.acquire(theirs)).to.equal(undefined);
-    expect(() => gate.assertMayWrite(theirs)).to.throw(NotLeaderError, /does not lead shard 0/);
+    expect(() => gate.permitFor(theirs)).to.throw(NotLeaderError, /does not lead shard 0/);
   });
 
   it('refuses from renewDeadline after the last renewal by the monotonic clock, and reopens on a renewal', async () => {
@@ -186,38 +190,51 @@ describe('LeaseGate', () => {
     const renewals = new Renewals(clock.monotonicMs());
     gate.started(0, renewals);
     await clock.advance(RENEW_DEADLINE_MS - 1);
-    expect(() => gate.assertMayWrite(key)).to.not.throw();
+    expect(() => gate.permitFor(key)).to.not.throw();
     expect(gate.acquire(key)).to.not.equal(undefined);
 
     await clock.advance(1);
     expect(gate.leadsShard(0)).to.be.false;
     expect(gate.acquire(key)).to.equal(undefined);
-    expect(() => gate.assertMayWrite(key)).to.throw(
+    expect(() => gate.permitFor(key)).to.throw(
       NotLeaderError,
       `write for ${key} refused: last lease renewal of shard 0 was ${RENEW_DEADLINE_MS} ms ago (renewDeadline ${RENEW_DEADLINE_MS} ms)`,
     );
 
     renewals.atMs = clock.monotonicMs();
-    expect(() => gate.assertMayWrite(key)).to.not.throw();
+    expect(() => gate.permitFor(key)).to.not.throw();
+  });
+
+  it('gives a write the term\'s signal, identity and deadline: the last renewal plus renewDeadline', async () => {
+    const key = keyIn(0, 2);
+    const renewals = new Renewals(clock.monotonicMs(), 'ha-operator-0@4711');
+    gate.started(0, renewals);
+    await clock.advance(500);
+    const permit = gate.permitFor(key);
+    expect(permit.term).to.equal('ha-operator-0@4711');
+    expect(permit.deadlineMs).to.equal(renewals.atMs + RENEW_DEADLINE_MS);
+    expect(permit.signal).to.equal(gate.acquire(key));
+    renewals.atMs = clock.monotonicMs();
+    expect(gate.permitFor(key).deadlineMs, 'a renewal moves the deadline of later writes').to.equal(clock.monotonicMs() + RENEW_DEADLINE_MS);
   });
 
   it('ignores the wall clock: a jump of hours changes nothing', async () => {
     const key = keyIn(0, 2);
     gate.started(0, new Renewals(clock.monotonicMs()));
     clock.skewWall(3 * 3_600_000);
-    expect(() => gate.assertMayWrite(key)).to.not.throw();
+    expect(() => gate.permitFor(key)).to.not.throw();
     clock.skewWall(-6 * 3_600_000);
     await clock.advance(RENEW_DEADLINE_MS - 1);
-    expect(() => gate.assertMayWrite(key)).to.not.throw();
+    expect(() => gate.permitFor(key)).to.not.throw();
     await clock.advance(1);
-    expect(() => gate.assertMayWrite(key)).to.throw(NotLeaderError);
+    expect(() => gate.permitFor(key)).to.throw(NotLeaderError);
   });
 
   it('refuses before the first renewal of a term is recorded', () => {
     const key = keyIn(0, 2);
     gate.started(0, new Renewals(Number.NEGATIVE_INFINITY));
     expect(gate.acquire(key)).to.equal(undefined);
-    expect(() => gate.assertMayWrite(key)).to.throw(NotLeaderError, /last lease renewal of shard 0/);
+    expect(() => gate.permitFor(key)).to.throw(NotLeaderError, /last lease renewal of shard 0/);
   });
 
   it('aborts the signal of a term when leadership of its shard ends, with the reason', () => {
@@ -233,7 +250,7 @@ describe('LeaseGate', () => {
     expect((signal.reason as Error).message).to.equal('lost leadership of shard 0: another holder took the lease: b');
     expect(otherSignal.aborted, 'the other shard is still led').to.be.false;
     expect(gate.acquire(key)).to.equal(undefined);
-    expect(() => gate.assertMayWrite(key)).to.throw(NotLeaderError, /does not lead shard 0/);
+    expect(() => gate.permitFor(key)).to.throw(NotLeaderError, /does not lead shard 0/);
   });
 
   it('aborts the previous term when a new term of the same shard starts', () => {
@@ -262,12 +279,12 @@ describe('LeaseGate', () => {
     }
     for (const key of keys) {
       expect(gate.acquire(key)).to.equal(undefined);
-      expect(() => gate.assertMayWrite(key)).to.throw(NotLeaderError, `write for ${key} refused: the write gate is closed (SIGTERM)`);
+      expect(() => gate.permitFor(key)).to.throw(NotLeaderError, `write for ${key} refused: the write gate is closed (SIGTERM)`);
     }
     // A term that starts after the close (a late acquisition during shutdown) does not reopen it.
     gate.started(0, new Renewals(clock.monotonicMs()));
     expect(gate.leadsShard(0)).to.be.false;
     expect(gate.acquire(keys[0]!)).to.equal(undefined);
-    expect(() => gate.assertMayWrite(keys[0]!)).to.throw(NotLeaderError, /the write gate is closed/);
+    expect(() => gate.permitFor(keys[0]!)).to.throw(NotLeaderError, /the write gate is closed/);
   });
 });

@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { CoordinationV1Api, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
+import { CoordinationV1Api, type V1LeaseSpec } from '@kubernetes/client-node';
 
 import { systemClock, type Clock } from '../../../src/runtime/clock.ts';
 import { LeaseElector, JITTER_FACTOR, type LeaseTiming } from '../../../src/runtime/elector.ts';
+import { KubeClient } from '../../../src/runtime/kube.ts';
+import { LeaseClient, type Lease, type LeaseSpec } from '../../../src/runtime/leases.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
 import { OperatorMetrics } from '../../../src/runtime/metrics.ts';
 import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
@@ -24,11 +26,7 @@ const MARGIN_MS = 300;
 const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
 type Verb = 'read' | 'create' | 'replace';
-const VERBS: Record<string, Verb | undefined> = {
-  readNamespacedLease: 'read',
-  createNamespacedLease: 'create',
-  replaceNamespacedLease: 'replace',
-};
+const VERBS: Record<string, Verb | undefined> = { read: 'read', create: 'create', replace: 'replace' };
 
 /** One successful lease write by an elector, timed on the shared monotonic clock. */
 interface LeaseWrite {
@@ -37,7 +35,7 @@ interface LeaseWrite {
   sentMs: number;
   /** When the response arrived: the server applied it earlier. */
   answeredMs: number;
-  spec: V1LeaseSpec;
+  spec: LeaseSpec;
 }
 
 interface Candidate {
@@ -115,19 +113,19 @@ describe('LeaseElector against the API server', function () {
         }
       }
     };
-    const api = adminKubeConfig().makeApiClient(CoordinationV1Api);
+    const api = new LeaseClient(new KubeClient(adminKubeConfig(), { timeoutMs: TIMING.renewDeadlineMs }), namespace);
     // Times every successful write, so bounds can be stated against what the server really holds.
     const recording = new Proxy(api, {
       get(target, property, receiver) {
         const value: unknown = Reflect.get(target, property, receiver);
         const verb = VERBS[property as string];
         if (!verb) return value;
-        const call = value as (...args: unknown[]) => Promise<V1Lease>;
-        return async (...args: unknown[]): Promise<V1Lease> => {
+        const call = value as (...args: unknown[]) => Promise<Lease | undefined>;
+        return async (...args: unknown[]): Promise<Lease | undefined> => {
           await options.beforeCall?.(verb);
           const sentMs = performance.now();
           const lease = await call.apply(target, args);
-          if (verb !== 'read') record({ verb, sentMs, answeredMs: performance.now(), spec: lease.spec ?? {} });
+          if (verb !== 'read' && lease) record({ verb, sentMs, answeredMs: performance.now(), spec: lease.spec ?? {} });
           return lease;
         };
       },
@@ -141,8 +139,6 @@ describe('LeaseElector against the API server', function () {
     const elector = new LeaseElector({
       ...TIMING,
       leases: recording,
-      kubeConfig: adminKubeConfig(),
-      namespace,
       name: LEASE,
       identity,
       watch: options.watch ?? true,

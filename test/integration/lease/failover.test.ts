@@ -5,13 +5,16 @@ import { CustomObjectsApi, Watch, type V1Lease, type V1LeaseSpec } from '@kubern
 import { DEFAULT_REPLICA_ENV, REPO_ROOT, Replica, type LogLine } from '../../../hack/lib/replica.ts';
 import { TcpProxy, writeProxiedKubeconfig } from '../../../hack/lib/tcp-proxy.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../../src/website/types.ts';
+import { expectNoOutOfTermWrites } from '../support/audit.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 
 /**
  * Operator replicas as separate OS processes (node src/main.ts) against the
- * real API server. Times across processes are compared by the replicas' own
- * log timestamps (one wall clock: same machine); waits are for log lines and
- * watch events, never fixed sleeps.
+ * real API server. Safety is judged from the API server's audit log: no write
+ * of an earlier term commits after a later term's on any object. Times
+ * across processes are compared by the replicas' own log timestamps (one
+ * wall clock: same machine); waits are for log lines and watch events, never
+ * fixed sleeps.
  */
 
 const LEASE = 'ha-operator';
@@ -257,6 +260,8 @@ describe('failover between operator replicas (OS processes)', function () {
     expect(leaseWatch.events.filter((e) => e.spec.holderIdentity && e.spec.holderIdentity !== leader.name)).to.be.empty;
 
     await stopAll();
+    await expectNoOutOfTermWrites(namespace);
+    // The replicas' own 'write' lines agree (a cross-check; the audit log is the witness).
     assertNoOverlappingTerms(replicas, exits);
   });
 
@@ -284,7 +289,7 @@ describe('failover between operator replicas (OS processes)', function () {
     const gateClosed = step('shutdown: closed the write gate');
     const stoppedLeading = step('stopped leading');
     const releasedLease = step('released lease');
-    const releasedLeases = step('shutdown: released the leases');
+    const releasedLeases = step('shutdown: left the group and released the leases');
     expect([shuttingDown, drained, gateClosed, stoppedLeading, releasedLease, releasedLeases]).to.deep.equal(
       [shuttingDown, drained, gateClosed, stoppedLeading, releasedLease, releasedLeases].toSorted((x, y) => x - y));
     // Work was in flight at the signal, and it was finished rather than dropped.
@@ -303,6 +308,8 @@ describe('failover between operator replicas (OS processes)', function () {
     // The successor finishes what was left.
     await reconciledAll(b, batch, led);
     await stopAll();
+    await expectNoOutOfTermWrites(namespace);
+    // The replicas' own 'write' lines agree (a cross-check; the audit log is the witness).
     assertNoOverlappingTerms(replicas, exits);
   });
 
@@ -329,6 +336,8 @@ describe('failover between operator replicas (OS processes)', function () {
     await createSites(['after-kill']);
     await b.waitForLog(isMessage('write', `${namespace}/after-kill`), 30_000, { description: 'a write for after-kill' });
     await stopAll();
+    await expectNoOutOfTermWrites(namespace);
+    // The replicas' own 'write' lines agree (a cross-check; the audit log is the witness).
     assertNoOverlappingTerms(replicas, exits);
   });
 
@@ -375,7 +384,9 @@ describe('failover between operator replicas (OS processes)', function () {
       expect(a.messages('started leading')).to.have.length(1);
 
       await stopAll();
-      assertNoOverlappingTerms(replicas, exits);
+      await expectNoOutOfTermWrites(namespace);
+    // The replicas' own 'write' lines agree (a cross-check; the audit log is the witness).
+    assertNoOverlappingTerms(replicas, exits);
     });
   }
 });

@@ -3,8 +3,9 @@ import { expect } from 'chai';
 import type { V1Lease } from '@kubernetes/client-node';
 import { Replica, REPO_ROOT } from '../../../hack/lib/replica.ts';
 import { Informer } from '../../../src/runtime/informer.ts';
+import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
-import { MEMBER_GROUP_LABEL } from '../../../src/runtime/membership.ts';
+import { LEASE_GROUP_LABEL, LEASE_ROLE_LABEL } from '../../../src/runtime/membership.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 
 const SHARDS = 6;
@@ -28,7 +29,7 @@ describe('elected shards', function () {
     await cluster().kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
     const namespace = await freshNamespace('shards');
     leases = new Informer<V1Lease>({
-      kubeConfig: adminKubeConfig(),
+      client: new KubeClient(adminKubeConfig()),
       resource: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespace },
       logger: quietLogger,
     });
@@ -64,7 +65,7 @@ describe('elected shards', function () {
 
     const even = await until((h) => h.every(Boolean) && countsOf(h).every(([, n]) => n === 2) && countsOf(h).length === 3, 'two shards per replica');
     expect(countsOf(even).map(([name]) => name).sort()).to.deep.equal(['a', 'b', 'c']);
-    const members = [...leases.list()].filter((l) => l.metadata?.labels?.[MEMBER_GROUP_LABEL] === 'ha-operator');
+    const members = [...leases.list()].filter((l) => l.metadata?.labels?.[LEASE_ROLE_LABEL] === 'member' && l.metadata.labels[LEASE_GROUP_LABEL] === 'ha-operator');
     expect(members.map((l) => l.spec?.holderIdentity).sort()).to.deep.equal(['a', 'b', 'c']);
 
     const victim = replicas.find((r) => r.name === 'c')!;

@@ -11,7 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import { buildOperator } from '../../../hack/build.ts';
 import { Replica, type LogLine } from '../../../hack/lib/replica.ts';
-import { MEMBER_GROUP_LABEL } from '../../../src/runtime/membership.ts';
+import { LEASE_GROUP_LABEL, LEASE_ROLE_LABEL } from '../../../src/runtime/membership.ts';
 import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
 import { WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
@@ -162,7 +162,7 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
 
     // Each replica heartbeats a membership Lease (create/update), lists and watches
     // the group's (list/watch), and deletes its own on shutdown (delete).
-    const members = async () => (await leases.listNamespacedLease({ namespace: OPERATOR_NAMESPACE, labelSelector: `${MEMBER_GROUP_LABEL}=${leaseName}` }))
+    const members = async () => (await leases.listNamespacedLease({ namespace: OPERATOR_NAMESPACE, labelSelector: `${LEASE_ROLE_LABEL}=member,${LEASE_GROUP_LABEL}=${leaseName}` }))
       .items.map((l) => l.metadata?.name).sort();
     const memberNames = [a, b].map((r) => `${leaseName}-member-${r.name}`);
     for (const name of memberNames) {

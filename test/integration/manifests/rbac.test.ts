@@ -22,12 +22,15 @@ import {
   type V1CustomResourceDefinition,
   type V1Lease,
 } from '@kubernetes/client-node';
+import { systemClock } from '../../../src/runtime/clock.ts';
+import { Discovery } from '../../../src/runtime/discovery.ts';
 import { OpenGate } from '../../../src/runtime/gate.ts';
+import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
-import { FencedWriter } from '../../../src/runtime/writer.ts';
+import { FencedWriter, InFlightRequests, type WriterContext } from '../../../src/runtime/writer.ts';
 import { desiredChildren } from '../../../src/website/desired.ts';
 import { buildEvent } from '../../../src/website/events.ts';
-import { WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
+import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { waitForObject } from '../support/wait.ts';
 import { apiError } from '../support/api.ts';
@@ -181,21 +184,22 @@ describe('manifests: RBAC of the operator ServiceAccount (real token, real autho
       expect(list.items.map((w) => `${w.metadata.namespace}/${w.metadata.name}`)).to.include(`${namespace}/site`);
     });
 
-    it('applying children, replacing their lists, status and an Event through the operator\'s own FencedWriter', async () => {
-      const clients = {
-        objects: KubernetesObjectApi.makeApiClient(sa),
-        customObjects: sa.makeApiClient(CustomObjectsApi),
-        events: sa.makeApiClient(EventsV1Api),
+    it('creating and applying children, replacing their lists, status and an Event through the operator\'s own FencedWriter', async () => {
+      const client = new KubeClient(sa, { userAgent: 'ha-operator/rbac-test' });
+      const context: WriterContext = {
+        client, discovery: new Discovery(client), gate: new OpenGate(), requests: new InFlightRequests(), fieldManager: FIELD_MANAGER,
+        userAgent: 'ha-operator/rbac-test', clock: systemClock,
       };
-      const writer = new FencedWriter({
-        clients, gate: new OpenGate(), key: `${namespace}/site`, signal: new AbortController().signal, fieldManager: FIELD_MANAGER, logger: silentLogger(),
-      });
+      const writer = new FencedWriter({ context, key: `${namespace}/site`, signal: new AbortController().signal, logger: silentLogger() });
       const children = desiredChildren(website);
       if ('reason' in children) throw new Error(children.message);
-      // Twice: the first apply creates (authorized as create), the second patches.
-      for (let pass = 0; pass < 2; pass++) {
-        for (const child of [children.configMap, children.service, children.deployment]) await writer.apply(child);
+      // A create (POST, then the hand-over of its fields: a merge patch), then an apply (PATCH).
+      for (const child of [children.configMap, children.service, children.deployment]) {
+        await writer.create(child);
+        await writer.apply(child);
       }
+      // Who owns a child whose name a create found taken: a fresh read.
+      await client.request({ method: 'GET', path: `/apis/apps/v1/namespaces/${namespace}/deployments/site`, what: 'read Deployment' });
       const deployment = await adminKubeConfig().makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'site' });
       expect(deployment.metadata?.ownerReferences?.[0]).to.include({ uid: website.metadata.uid, blockOwnerDeletion: true });
       // The merge patch that replaces lists another manager added to (a hand-changed Service port).
@@ -203,7 +207,7 @@ describe('manifests: RBAC of the operator ServiceAccount (real token, real autho
       await writer.replaceLists(children.service, service.metadata!.resourceVersion!);
 
       const status = { observedGeneration: website.metadata.generation, readyReplicas: 0, url: 'http://site' };
-      await writer.applyStatus({ group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, kind: WEBSITE_KIND, namespace, name: 'site' }, status);
+      await writer.applyStatus({ apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, namespace, name: 'site' }, status, website.metadata.resourceVersion);
       const read = (await adminKubeConfig().makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
         group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace, name: 'site',
       })) as Website;

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 
 import { Informer, type ResourceRef } from '../../../src/runtime/informer.ts';
+import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../../src/website/types.ts';
 import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
@@ -12,7 +13,7 @@ const COUNT = 7;
 /** Lists `resource` in pages of two and returns the names the cache holds once synced. */
 async function cachedNames(resource: ResourceRef): Promise<string[]> {
   const informer = new Informer<KubernetesObject>({
-    kubeConfig: adminKubeConfig(),
+    client: new KubeClient(adminKubeConfig()),
     resource,
     logger: createLogger({ level: 'error', format: 'json' }),
     pageSize: 2,

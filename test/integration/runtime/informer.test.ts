@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
 
 import { Informer, type InformerEvent } from '../../../src/runtime/informer.ts';
+import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger, type Logger } from '../../../src/runtime/logging.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 
@@ -35,7 +36,7 @@ class Watched {
     this.namespace = namespace;
     this.logLines = lines;
     this.informer = new Informer<V1ConfigMap>({
-      kubeConfig: adminKubeConfig(),
+      client: new KubeClient(adminKubeConfig()),
       resource: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace },
       logger,
       // Reconnect quickly: the outages below last seconds.

@@ -74,7 +74,7 @@ export async function startOperator(namespace: string, env: Record<string, strin
     ...env,
   }, () => undefined);
   const logger = createLogger({ level: config.logLevel, format: 'json', stream });
-  const manager = new Manager({ config, kubeConfig: adminKubeConfig(), logger, metrics: new OperatorMetrics(), fieldManager: 'ha-operator' });
+  const manager = new Manager({ config, kubeConfig: adminKubeConfig(), logger, metrics: new OperatorMetrics(), fieldManager: 'ha-operator', userAgent: `ha-operator/test (operator-${namespace})` });
 
   const reports: ReconcileReport[] = [];
   const waiters = new Set<(report: ReconcileReport) => void>();

@@ -408,7 +408,7 @@ describe('the Website controller against a real control plane', function () {
     it('marks a nodePort outside the node port range ApplyFailed, naming the Service and the server\'s reason', async () => {
       const website = await waitForWebsite(ns, 'low-port', settled('ApplyFailed'));
       const message = condition(website, 'Ready')?.message ?? '';
-      expect(message).to.match(new RegExp(`^apply of Service ${ns}/low-port failed: 422 Invalid: Service "low-port" is invalid: spec.ports\\[0\\].nodePort: Invalid value: 80: provided port is not in the valid range`));
+      expect(message).to.match(new RegExp(`^create of Service ${ns}/low-port failed: 422 Invalid: Service "low-port" is invalid: spec.ports\\[0\\].nodePort: Invalid value: 80: provided port is not in the valid range`));
       const warnings = (await eventsFor(ns, 'low-port')).filter((e) => e.type === 'Warning');
       expect(warnings.map((e) => [e.reason, e.action, e.note])).to.deep.equal([['ApplyFailed', 'Apply', message]]);
     });
