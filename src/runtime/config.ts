@@ -47,13 +47,13 @@ export interface Config {
 
 /**
  * The longest the SIGTERM sequence takes: the drain, the grace for aborted
- * reconciles to return, then leaving the group and releasing the leases
- * (side by side, each bounded by renewDeadline), plus a margin for closing the
+ * reconciles to return, leaving the group (bounded by retryPeriod), releasing
+ * the leases (bounded by renewDeadline), plus a margin for closing the
  * caches, the HTTP server and the log. A renewal in flight at the signal does
  * not count: stopping the elector ends it.
  */
-export function shutdownBudgetMs(c: Pick<Config, 'drainTimeoutMs' | 'renewDeadlineMs' | 'leaderElection'>): number {
-  return c.drainTimeoutMs + SHUTDOWN_ABORT_GRACE_MS + (c.leaderElection ? c.renewDeadlineMs : 0) + SHUTDOWN_MARGIN_MS;
+export function shutdownBudgetMs(c: Pick<Config, 'drainTimeoutMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'leaderElection'>): number {
+  return c.drainTimeoutMs + SHUTDOWN_ABORT_GRACE_MS + (c.leaderElection ? c.retryPeriodMs + c.renewDeadlineMs : 0) + SHUTDOWN_MARGIN_MS;
 }
 
 /** How long the shutdown waits for the reconciles it aborted to return (controller.ts ABORT_GRACE_MS). */
@@ -267,13 +267,13 @@ function checkBackoff(r: EnvReader, c: Config): void {
 }
 
 function checkShutdownBudget(r: EnvReader, c: Config): void {
-  if (c.terminationGracePeriodMs === undefined || !r.valid('DRAIN_TIMEOUT_SECONDS', 'RENEW_DEADLINE_SECONDS', 'TERMINATION_GRACE_PERIOD_SECONDS')) return;
+  if (c.terminationGracePeriodMs === undefined || !r.valid('DRAIN_TIMEOUT_SECONDS', 'RENEW_DEADLINE_SECONDS', 'RETRY_PERIOD_SECONDS', 'TERMINATION_GRACE_PERIOD_SECONDS')) return;
   const budget = shutdownBudgetMs(c);
   if (budget > c.terminationGracePeriodMs) {
     r.problems.push(
       `TERMINATION_GRACE_PERIOD_SECONDS=${c.terminationGracePeriodMs / 1000}: the shutdown may take ${budget / 1000} s ` +
         `(DRAIN_TIMEOUT_SECONDS=${c.drainTimeoutMs / 1000} + ${SHUTDOWN_ABORT_GRACE_MS / 1000} s for aborted reconciles` +
-        `${c.leaderElection ? ` + RENEW_DEADLINE_SECONDS=${c.renewDeadlineMs / 1000} to release the leases` : ''} + ${SHUTDOWN_MARGIN_MS / 1000} s), ` +
+        `${c.leaderElection ? ` + RETRY_PERIOD_SECONDS=${c.retryPeriodMs / 1000} to leave the group + RENEW_DEADLINE_SECONDS=${c.renewDeadlineMs / 1000} to release the leases` : ''} + ${SHUTDOWN_MARGIN_MS / 1000} s), ` +
         'so the kubelet would kill the process before it released its leases: raise the grace period or lower DRAIN_TIMEOUT_SECONDS',
     );
   }

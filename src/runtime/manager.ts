@@ -3,7 +3,7 @@ import { systemClock, type Clock, type Timer } from './clock.ts';
 import { shutdownBudgetMs, type Config } from './config.ts';
 import { ABORT_GRACE_MS, Controller, type Reconcile, type ShutdownReport } from './controller.ts';
 import { Discovery } from './discovery.ts';
-import { LeaseElector, maxLoopTurnMs } from './elector.ts';
+import { LeaseElector, maxLoopTurnMs, type LeaseTiming } from './elector.ts';
 import { LeaseGate, OpenGate, type WriteGate } from './gate.ts';
 import { startHttpServer, type HealthResult, type RunningHttpServer } from './http.ts';
 import { Informer, type CachedObject, type ResourceRef } from './informer.ts';
@@ -28,7 +28,24 @@ export interface ManagerOptions {
 }
 
 /** How far past its longest normal turn an election loop may be before /healthz reports it stuck. */
-const LIVENESS_MARGIN_MS = 5_000;
+export const LIVENESS_MARGIN_MS = 5_000;
+
+/**
+ * /healthz: fails when an election loop (a leader's or a standby's) has not
+ * finished a turn for longer than its longest normal turn plus a margin — a
+ * campaign or renewal that is stuck, not merely failing (which the loop
+ * survives), and which only a restart mends.
+ */
+export function electionLiveness(electors: readonly Pick<LeaseElector, 'name' | 'sinceLastTurnMs'>[], timing: LeaseTiming): HealthResult {
+  const limitMs = maxLoopTurnMs(timing) + LIVENESS_MARGIN_MS;
+  for (const elector of electors) {
+    const silentMs = elector.sinceLastTurnMs();
+    if (silentMs > limitMs) {
+      return { ok: false, reason: `the election loop of lease ${elector.name} has not finished a turn for ${Math.round(silentMs)} ms (limit ${Math.round(limitMs)} ms)` };
+    }
+  }
+  return { ok: true };
+}
 
 /**
  * Owns the shared pieces of one operator process — informers, the
@@ -199,9 +216,11 @@ export class Manager {
       });
     }
     await step('closed the write gate', () => this.gate.close(reason));
-    // Leaving the group first lets the others count one replica fewer by the time the leases are free.
-    await step(this.config.releaseOnCancel ? 'left the group and released the leases' : 'left the group and stopped renewing the leases',
-      () => Promise.all([this.membership?.stop(), ...this.electors.map((e) => e.stop(this.config.releaseOnCancel))]));
+    // Leaving the group before the leases are free lets the others count one replica fewer by the
+    // time they can take them. Best effort, bounded by a retry period: the others see it expire anyway.
+    if (this.membership) await step('left the group', () => this.membership?.stop(this.config.retryPeriodMs));
+    await step(this.config.releaseOnCancel ? 'released the leases' : 'stopped renewing the leases',
+      () => Promise.all(this.electors.map((e) => e.stop(this.config.releaseOnCancel))));
     await step('stopped the caches', () => Promise.all(this.informers.map((i) => i.stop())));
     await step('stopped the HTTP server', () => this.http?.close());
     return report;
@@ -329,20 +348,8 @@ export class Manager {
     }
   }
 
-  /**
-   * Fails when an election loop has not finished a turn for longer than its
-   * longest normal turn plus a margin: a campaign or renewal that is stuck
-   * (not merely failing, which the loop survives) needs a restart.
-   */
   private liveness(): HealthResult {
-    const limitMs = maxLoopTurnMs(this.config) + LIVENESS_MARGIN_MS;
-    for (const elector of this.electors) {
-      const silentMs = elector.sinceLastTurnMs();
-      if (silentMs > limitMs) {
-        return { ok: false, reason: `the election loop of lease ${elector.name} has not finished a turn for ${Math.round(silentMs)} ms (limit ${Math.round(limitMs)} ms)` };
-      }
-    }
-    return { ok: true };
+    return electionLiveness(this.electors, this.config);
   }
 
   /** Ready once the caches are warm; deliberately independent of leadership, or rollouts would stall. */

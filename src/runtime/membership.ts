@@ -128,11 +128,11 @@ export class Membership {
     return blocker;
   }
 
-  /** Stops the heartbeat and deletes this replica's membership Lease so the others rebalance at once. */
-  async stop(): Promise<void> {
+  /** Stops the heartbeat and deletes this replica's membership Lease (within `timeoutMs`) so the others rebalance at once. */
+  async stop(timeoutMs: number): Promise<void> {
     this.stopController.abort();
     await this.heartbeat;
-    await this.options.leases.delete(this.leaseName).catch((error: unknown) => {
+    await this.options.leases.delete(this.leaseName, AbortSignal.timeout(timeoutMs)).catch((error: unknown) => {
       this.options.logger.warn('could not delete the membership lease; the others see it expire', { error: (error as Error).message });
     });
   }

@@ -115,8 +115,8 @@ describe('loadConfig', () => {
   });
 
   describe('shutdown budget', () => {
-    it('is the drain, the grace for aborted reconciles, the release (renewDeadline) and a margin', () => {
-      expect(shutdownBudgetMs(load({}))).to.equal(20_000 + 1_000 + 10_000 + 2_000);
+    it('is the drain, the grace for aborted reconciles, leaving the group (retryPeriod), the release (renewDeadline) and a margin', () => {
+      expect(shutdownBudgetMs(load({}))).to.equal(20_000 + 1_000 + 2_000 + 10_000 + 2_000);
       expect(shutdownBudgetMs(load({ LEADER_ELECTION: 'false' }))).to.equal(20_000 + 1_000 + 2_000);
       expect(SHUTDOWN_ABORT_GRACE_MS).to.equal(ABORT_GRACE_MS);
     });
@@ -124,11 +124,12 @@ describe('loadConfig', () => {
     it('must fit in TERMINATION_GRACE_PERIOD_SECONDS, which the defaults do at 35 s and not at the pod default of 30 s', () => {
       expect(load({ TERMINATION_GRACE_PERIOD_SECONDS: '35' }).terminationGracePeriodMs).to.equal(35_000);
       expect(problems({ TERMINATION_GRACE_PERIOD_SECONDS: '30' })).to.deep.equal([
-        'TERMINATION_GRACE_PERIOD_SECONDS=30: the shutdown may take 33 s (DRAIN_TIMEOUT_SECONDS=20 + 1 s for aborted reconciles + '
-          + 'RENEW_DEADLINE_SECONDS=10 to release the leases + 2 s), so the kubelet would kill the process before it released its leases: '
+        'TERMINATION_GRACE_PERIOD_SECONDS=30: the shutdown may take 35 s (DRAIN_TIMEOUT_SECONDS=20 + 1 s for aborted reconciles + '
+          + 'RETRY_PERIOD_SECONDS=2 to leave the group + RENEW_DEADLINE_SECONDS=10 to release the leases + 2 s), so the kubelet would kill the process before it released its leases: '
           + 'raise the grace period or lower DRAIN_TIMEOUT_SECONDS',
       ]);
       expect(load({ TERMINATION_GRACE_PERIOD_SECONDS: '30', DRAIN_TIMEOUT_SECONDS: '15' }).terminationGracePeriodMs).to.equal(30_000);
+      expect(problems({ TERMINATION_GRACE_PERIOD_SECONDS: '34' })).to.have.length(1);
     });
   });
 

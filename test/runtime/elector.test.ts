@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
 
-import { JITTER_FACTOR, LeaseElector, validateLeaseTiming, type LeaseTiming } from '../../src/runtime/elector.ts';
+import { JITTER_FACTOR, LeaseElector, maxLoopTurnMs, validateLeaseTiming, type LeaseTiming } from '../../src/runtime/elector.ts';
+import { LIVENESS_MARGIN_MS, electionLiveness } from '../../src/runtime/manager.ts';
 import { NotLeaderError } from '../../src/runtime/errors.ts';
 import { LeaseGate, shardOf, type RenewalClock } from '../../src/runtime/gate.ts';
 import type { LeaseClient } from '../../src/runtime/leases.ts';
@@ -117,6 +118,52 @@ describe('validateLeaseTiming (client-go rules: leaseDuration > renewDeadline > 
       onStartedLeading: () => undefined,
       onStoppedLeading: () => undefined,
     })).to.throw(RangeError, 'leaseDuration (10000 ms) must be greater than renewDeadline (10000 ms)');
+  });
+});
+
+describe('the election loop\'s liveness (/healthz)', () => {
+  const TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+  const quiet = createLogger({ level: 'error', format: 'json', stream: new Writable({ write: (_c, _e, done) => done() }) });
+
+  function elector(leases: Partial<LeaseClient>, clock: FakeClock): LeaseElector {
+    return new LeaseElector({
+      ...TIMING,
+      leases: { namespace: 'ns', ...leases } as LeaseClient,
+      name: 'lease',
+      identity: 'a',
+      watch: false,
+      logger: quiet,
+      metrics: new OperatorMetrics().leaderMetrics(),
+      clock,
+      onStartedLeading: () => undefined,
+      onStoppedLeading: () => undefined,
+    });
+  }
+
+  it('fails once a lease call has hung longer than the longest normal turn plus the margin — a standby\'s loop too', async () => {
+    const clock = new FakeClock();
+    // A call that never settles, whatever its signal says: the loop is stuck, not failing.
+    const stuck = elector({ read: () => new Promise(() => undefined) }, clock);
+    stuck.start();
+    const limitMs = maxLoopTurnMs(TIMING) + LIVENESS_MARGIN_MS;
+    expect(limitMs).to.equal(2_400 + 20_000 + 5_000);
+    await clock.advance(limitMs);
+    expect(electionLiveness([stuck], TIMING)).to.deep.equal({ ok: true });
+    await clock.advance(1);
+    expect(electionLiveness([stuck], TIMING)).to.deep.equal({
+      ok: false, reason: `the election loop of lease lease has not finished a turn for ${limitMs + 1} ms (limit ${limitMs} ms)`,
+    });
+  });
+
+  it('stays healthy while every lease call fails: the loop goes on turning', async () => {
+    const clock = new FakeClock();
+    const failing = elector({ read: () => Promise.reject(new Error('connection refused')) }, clock);
+    failing.start();
+    for (let i = 0; i < 30; i++) {
+      await clock.advance(TIMING.retryPeriodMs * 1.2);
+      expect(electionLiveness([failing], TIMING)).to.deep.equal({ ok: true });
+    }
+    await failing.stop(false);
   });
 });
 

@@ -97,7 +97,13 @@ describe('LeaseElector against the API server', function () {
    * is sent, as a request queued behind a broken connection waits before it
    * goes out (or fails: let it throw).
    */
-  function candidate(identity: string, options: { clock?: Clock; watch?: boolean; beforeCall?: (verb: Verb) => Promise<void> } = {}): Candidate {
+  function candidate(identity: string, options: {
+    clock?: Clock;
+    watch?: boolean;
+    beforeCall?: (verb: Verb) => Promise<void>;
+    /** Awaited after the server answered, before the elector sees the answer (a response held on its way back). */
+    afterCall?: (verb: Verb, lease: Lease | undefined) => Promise<void>;
+  } = {}): Candidate {
     const writes: LeaseWrite[] = [];
     const startedAt: number[] = [];
     const stoppedReasons: string[] = [];
@@ -126,6 +132,7 @@ describe('LeaseElector against the API server', function () {
           const sentMs = performance.now();
           const lease = await call.apply(target, args);
           if (verb !== 'read' && lease) record({ verb, sentMs, answeredMs: performance.now(), spec: lease.spec ?? {} });
+          await options.afterCall?.(verb, lease);
           return lease;
         };
       },
@@ -428,4 +435,136 @@ describe('LeaseElector against the API server', function () {
       expect(Date.parse(String(spec.renewTime)) - Date.now()).to.be.closeTo(offsetMs, 5_000);
     });
   }
+  it('a leader stops leading the moment its watch shows the Lease deleted, not at its next renewal', async () => {
+    const a = candidate('a');
+    await lead(a);
+    await a.write((w) => w.verb === 'replace');
+    const stops = a.nextStop();
+    await leases.deleteNamespacedLease({ namespace, name: LEASE });
+    await stops;
+    expect(a.stoppedReasons).to.deep.equal(['the lease watch shows the lease deleted']);
+  });
+
+  it('a leader stops leading the moment its watch shows another holder', async () => {
+    const a = candidate('a');
+    await lead(a);
+    await a.write((w) => w.verb === 'replace');
+    const stops = a.nextStop();
+    const current = await leases.readNamespacedLease({ namespace, name: LEASE });
+    await leases.replaceNamespacedLease({ namespace, name: LEASE, body: { ...current, spec: { ...current.spec, holderIdentity: 'intruder' } } });
+    await stops;
+    expect(a.stoppedReasons).to.deep.equal(['the lease watch shows another holder: intruder']);
+  });
+
+  it('a standby that saw a live holder creates a deleted Lease only once that holder would have expired', async () => {
+    const a = candidate('a');
+    const b = candidate('b');
+    await lead(a);
+    b.elector.start();
+    await renewalAfter(a, TIMING.retryPeriodMs);
+    const bLeads = b.nextStart();
+    // The leader stops renewing (a crash) and the Lease disappears with it.
+    await a.elector.stop(false);
+    const last = lastRenewal(a);
+    await leases.deleteNamespacedLease({ namespace, name: LEASE });
+    const leadMs = await bLeads;
+    expect(b.writes.at(-1)?.verb).to.equal('create');
+    expect(leadMs - last.sentMs, 'the standby created the Lease while the holder it saw could still be writing').to.be.greaterThan(TIMING.leaseDurationMs);
+  });
+
+  it('a standby that stopped campaigning (shutting down) does not take a released lease; another standby does', async () => {
+    const a = candidate('a');
+    const b = candidate('b');
+    const c = candidate('c');
+    await lead(a);
+    b.elector.start();
+    c.elector.start();
+    await renewalAfter(a, TIMING.retryPeriodMs);
+    b.elector.stopCampaigning();
+    const cLeads = c.nextStart();
+    await a.elector.stop(true);
+    await cLeads;
+    expect(b.startedAt).to.be.empty;
+    expect(b.writes).to.be.empty;
+  });
+
+  it('a stop that comes while an acquisition is on its way still releases the lease the acquisition won', async () => {
+    const a = candidate('a');
+    let won!: () => void;
+    const acquisitionCommitted = new Promise<void>((resolve) => (won = resolve));
+    let letGo!: () => void;
+    const answerHeld = new Promise<void>((resolve) => (letGo = resolve));
+    const b = candidate('b', {
+      afterCall: async (verb, lease) => {
+        if (verb === 'read' || lease?.spec?.holderIdentity !== 'b') return;
+        won();
+        await answerHeld;
+      },
+    });
+    await lead(a);
+    b.elector.start();
+    await renewalAfter(a, TIMING.retryPeriodMs);
+    await a.elector.stop(true);
+    // The server has made b the holder; b has not heard yet when it is told to stop.
+    await acquisitionCommitted;
+    const stopped = b.elector.stop(true);
+    letGo();
+    await stopped;
+    expect(b.startedAt, 'b began a term while stopping').to.be.empty;
+    expect((await readLease()).holderIdentity, 'the lease stays held by a replica that has stopped').to.equal('');
+  });
+
+  it('a release that meets a 409 reads the lease again and releases it if it is still the holder', async () => {
+    let stopping = false;
+    let bumped = false;
+    const a = candidate('a', {
+      beforeCall: async (verb) => {
+        if (!stopping || bumped || verb !== 'replace') return;
+        bumped = true;
+        // Someone else touches the Lease (no change of holder) between the leader's last read and its release.
+        const current = await leases.readNamespacedLease({ namespace, name: LEASE });
+        await leases.replaceNamespacedLease({ namespace, name: LEASE, body: { ...current, metadata: { ...current.metadata, annotations: { touched: 'yes' } } } });
+      },
+    });
+    await lead(a);
+    await a.write((w) => w.verb === 'replace');
+    stopping = true;
+    await a.elector.stop(true);
+    expect(bumped).to.be.true;
+    expect((await readLease()).holderIdentity).to.equal('');
+    expect(logLines.join('')).to.not.include('could not release');
+  });
+
+  it('a hand-over asked for in a term that then ended is not carried into the next term', async () => {
+    let partitioned = false;
+    let heal = (): void => undefined;
+    const healed = new Promise<void>((resolve) => (heal = resolve));
+    let hanging = (): void => undefined;
+    const renewalHangs = new Promise<void>((resolve) => (hanging = resolve));
+    const a = candidate('a', {
+      beforeCall: async () => {
+        if (!partitioned) return;
+        hanging();
+        await healed;
+        throw new Error('connection reset: the request was lost in the partition');
+      },
+    });
+    await lead(a);
+    await a.write((w) => w.verb === 'replace');
+    partitioned = true;
+    const stops = a.nextStop();
+    // A renewal hangs; the hand-over is asked for meanwhile, and the term ends at renewDeadline before it can happen.
+    await renewalHangs;
+    a.elector.handOver('fair share changed');
+    await stops;
+    const secondTerm = a.nextStart();
+    partitioned = false;
+    heal();
+    await secondTerm;
+    // Several renewals into the new term: had the old request survived, the first turn would have handed over.
+    const since = performance.now();
+    await a.write((w) => w.verb === 'replace' && w.sentMs > since + 3 * TIMING.retryPeriodMs);
+    expect(a.stoppedReasons).to.deep.equal([`no renewal succeeded within renewDeadline (${TIMING.renewDeadlineMs} ms)`]);
+    expect(a.elector.isLeader()).to.be.true;
+  });
 });

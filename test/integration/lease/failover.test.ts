@@ -289,7 +289,7 @@ describe('failover between operator replicas (OS processes)', function () {
     const gateClosed = step('shutdown: closed the write gate');
     const stoppedLeading = step('stopped leading');
     const releasedLease = step('released lease');
-    const releasedLeases = step('shutdown: left the group and released the leases');
+    const releasedLeases = step('shutdown: released the leases');
     expect([shuttingDown, drained, gateClosed, stoppedLeading, releasedLease, releasedLeases]).to.deep.equal(
       [shuttingDown, drained, gateClosed, stoppedLeading, releasedLease, releasedLeases].toSorted((x, y) => x - y));
     // Work was in flight at the signal, and it was finished rather than dropped.

@@ -12,7 +12,7 @@ import {
   type V1PodDisruptionBudget,
   type V1Service,
 } from '@kubernetes/client-node';
-import { loadConfig } from '../../../src/runtime/config.ts';
+import { loadConfig, shutdownBudgetMs } from '../../../src/runtime/config.ts';
 import { cluster } from '../support/cluster.ts';
 
 /**
@@ -84,8 +84,9 @@ function checkOperatorDeployment(objects: KubernetesObject[]): { deployment: V1D
 
   const pod = deployment.spec!.template.spec!;
   const graceMs = pod.terminationGracePeriodSeconds! * 1000;
-  // Drain, then release bounded by the renew deadline, then a margin for the rest.
-  expect(graceMs, 'terminationGracePeriodSeconds > drain + release').to.be.greaterThan(config.drainTimeoutMs + config.renewDeadlineMs);
+  // The operator is told its grace period, so loadConfig has refused a shutdown budget that does not fit.
+  expect(config.terminationGracePeriodMs, 'TERMINATION_GRACE_PERIOD_SECONDS matches terminationGracePeriodSeconds').to.equal(graceMs);
+  expect(shutdownBudgetMs(config)).to.be.at.most(graceMs);
 
   const container = pod.containers[0]!;
   const httpPort = container.ports!.find((p) => p.name === 'http');

@@ -442,6 +442,69 @@ describe('the Website controller against a real control plane', function () {
   });
 
 
+  describe('a child\'s name taken by an object the Website does not control', () => {
+    const userLabels = { owner: 'a-user' };
+    const foreign: Record<string, { path: (ns: string) => string; name: string; create: (ns: string) => Promise<KubernetesObject> }> = {
+      ConfigMap: {
+        path: paths.configMaps, name: 'hello-content',
+        create: (ns) => core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'hello-content', labels: userLabels }, data: { mine: 'keep' } } }),
+      },
+      Deployment: {
+        path: paths.deployments, name: 'hello',
+        create: (ns) => apps.createNamespacedDeployment({ namespace: ns, body: {
+          metadata: { name: 'hello', labels: userLabels },
+          spec: { replicas: 0, selector: { matchLabels: userLabels }, template: { metadata: { labels: userLabels }, spec: { containers: [{ name: 'app', image: 'user/app:1' }] } } },
+        } }),
+      },
+      Service: {
+        path: paths.services, name: 'hello',
+        create: (ns) => core.createNamespacedService({ namespace: ns, body: { metadata: { name: 'hello', labels: userLabels }, spec: { selector: userLabels, ports: [{ port: 9999 }] } } }),
+      },
+    };
+
+    for (const [kind, child] of Object.entries(foreign)) {
+      it(`leaves a user's ${kind} of that name alone: NameTaken naming it, one Warning, retries, nothing written`, async () => {
+        const { ns, op } = await run(`web-taken-${kind.toLowerCase()}`);
+        const theirs = await child.create(ns);
+        await createWebsite(ns, 'hello', {});
+        const expected = `${kind} ${ns}/${child.name} already exists and this Website does not control it (it has no controller); the operator leaves it alone`;
+        const website = await waitForWebsite(ns, 'hello', (w) => condition(w, 'Degraded')?.reason === 'NameTaken');
+        expect(condition(website, 'Degraded')?.message).to.include(expected);
+        expect(condition(website, 'Ready')).to.include({ status: 'False', reason: 'NameTaken' });
+        // Retried with backoff, and still one Warning: the occurrence is the same.
+        await op.nextReconcile((r) => r.key === `${ns}/hello` && r.outcome === 'NameTaken' && r.trigger === 'retry');
+        await op.reconcileNow('hello');
+        const warnings = (await eventsFor(ns, 'hello')).filter((e) => e.reason === 'NameTaken');
+        expect(warnings.map((e) => [e.type, e.action])).to.deep.equal([['Warning', 'Create']]);
+        // No write of ours reached it: no field of it is ours, no owner, its labels as the user set them.
+        const now = await waitForObject<KubernetesObject>(kc, child.path(ns), child.name, (o) => o !== undefined);
+        expect(now?.metadata?.uid).to.equal(theirs.metadata?.uid);
+        expect(now?.metadata?.managedFields?.map((m) => m.manager)).to.not.include('ha-operator');
+        expect(now?.metadata?.ownerReferences ?? []).to.deep.equal([]);
+        expect(now?.metadata?.labels).to.deep.equal(userLabels);
+        if (kind === 'ConfigMap') {
+          // The Deployment would mount the user's ConfigMap: it is not created either.
+          expect(await apps.readNamespacedDeployment({ namespace: ns, name: 'hello' }).then(() => 'created', () => 'absent')).to.equal('absent');
+        }
+      });
+    }
+
+    it('leaves alone a child that carries the managed-by label but another controller', async () => {
+      const { ns } = await run('web-taken-labelled');
+      // A real owner: the garbage collector deletes an object whose owner does not exist.
+      const owner = await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'someone-else' } } });
+      const other = { apiVersion: 'v1', kind: 'ConfigMap', name: 'someone-else', uid: owner.metadata!.uid!, controller: true };
+      const theirs = await core.createNamespacedConfigMap({ namespace: ns, body: {
+        metadata: { name: 'hello-content', labels: { 'app.kubernetes.io/managed-by': 'ha-operator' }, ownerReferences: [other] }, data: { mine: 'keep' },
+      } });
+      await createWebsite(ns, 'hello', {});
+      const website = await waitForWebsite(ns, 'hello', (w) => condition(w, 'Degraded')?.reason === 'NameTaken');
+      expect(condition(website, 'Degraded')?.message).to.include(`ConfigMap ${ns}/hello-content already exists and this Website does not control it (it is controlled by ConfigMap someone-else)`);
+      const now = await core.readNamespacedConfigMap({ namespace: ns, name: 'hello-content' });
+      expect(now.metadata?.resourceVersion).to.equal(theirs.metadata?.resourceVersion);
+    });
+  });
+
   // Last, so that the garbage collector has had time to discover the new CRD (it looks every 30 s).
   describe('deletion', () => {
     it('deletes the children with the Website (ownerReference garbage collection)', async function () {
@@ -456,6 +519,27 @@ describe('the Website controller against a real control plane', function () {
         waitForObject(kc, paths.deployments(ns), 'doomed', (o) => o === undefined, 75_000),
         waitForObject(kc, paths.services(ns), 'doomed', (o) => o === undefined, 75_000),
       ]);
+    });
+
+    it('leaves a user\'s object whose name a child wanted when the Website is deleted', async function () {
+      this.timeout(90_000);
+      const { ns } = await run('web-taken-delete');
+      const labels = { owner: 'a-user' };
+      const theirs = await apps.createNamespacedDeployment({ namespace: ns, body: {
+        metadata: { name: 'kept', labels },
+        spec: { replicas: 0, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'app', image: 'user/app:1' }] } } },
+      } });
+      await createWebsite(ns, 'kept', {});
+      await waitForWebsite(ns, 'kept', (w) => condition(w, 'Degraded')?.reason === 'NameTaken');
+      // The ConfigMap comes first and is the Website's own.
+      await waitForChild<V1ConfigMap>(paths.configMaps(ns), 'kept-content');
+      await custom.deleteNamespacedCustomObject({ group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: ns, name: 'kept' });
+      // Once the collector has removed what the Website owned, the user's Deployment is still there, untouched.
+      await waitForObject(kc, paths.configMaps(ns), 'kept-content', (o) => o === undefined, 75_000);
+      const now = await apps.readNamespacedDeployment({ namespace: ns, name: 'kept' });
+      expect(now.metadata?.uid).to.equal(theirs.metadata?.uid);
+      expect(now.metadata?.managedFields?.map((m) => m.manager)).to.not.include('ha-operator');
+      expect(now.metadata?.ownerReferences ?? []).to.deep.equal([]);
     });
   });
 });
