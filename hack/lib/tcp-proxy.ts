@@ -67,6 +67,7 @@ export class TcpProxy {
   private cutMode: CutMode | undefined;
   private closed = false;
   private readonly flows: Record<Direction, Flow> = { up: { held: false, delayMs: 0 }, down: { held: false, delayMs: 0 } };
+  private heldWaiters: { direction: Direction; resolve: () => void }[] = [];
   private readonly queues = new WeakMap<Socket, { dueMs: number; chunk: Buffer }[]>();
   /** Bytes held per pair and direction, in order. */
   private readonly buffers = new Map<Pair, Record<Direction, Buffer[]>>();
@@ -148,6 +149,12 @@ export class TcpProxy {
     for (const d of directions(direction)) this.flows[d].delayMs = ms;
   }
 
+  /** Resolves once some bytes of `direction` are held (a request, or its answer, is on its way). */
+  whenHeld(direction: Direction): Promise<void> {
+    if (this.heldBytes()[direction] > 0) return Promise.resolve();
+    return new Promise((resolve) => this.heldWaiters.push({ direction, resolve }));
+  }
+
   /** Bytes held right now, per direction. */
   heldBytes(): Record<Direction, number> {
     const total = { up: 0, down: 0 };
@@ -209,8 +216,14 @@ export class TcpProxy {
   private forward(pair: Pair, direction: Direction, chunk: Buffer): void {
     const buffers = this.buffers.get(pair);
     if (!buffers) return;
-    if (this.flows[direction].held) buffers[direction].push(chunk);
-    else this.send(direction === 'up' ? pair.upstream : pair.client, chunk, direction);
+    if (this.flows[direction].held) {
+      buffers[direction].push(chunk);
+      this.heldWaiters = this.heldWaiters.filter((w) => {
+        if (w.direction !== direction) return true;
+        w.resolve();
+        return false;
+      });
+    } else this.send(direction === 'up' ? pair.upstream : pair.client, chunk, direction);
   }
 
   private send(target: Socket, chunk: Buffer, direction: Direction): void {

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { CustomObjectsApi, Watch, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 
 import { DEFAULT_REPLICA_ENV, REPO_ROOT, Replica, type LogLine } from '../../../hack/lib/replica.ts';
+import { readAuditLog } from '../../../hack/lib/audit.ts';
 import { TcpProxy, writeProxiedKubeconfig } from '../../../hack/lib/tcp-proxy.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../../src/website/types.ts';
 import { expectNoOutOfTermWrites } from '../support/audit.ts';
@@ -389,4 +390,67 @@ describe('failover between operator replicas (OS processes)', function () {
     assertNoOverlappingTerms(replicas, exits);
     });
   }
+  it('a leader whose requests are held longer than the lease duration and then delivered: its late writes land after no later term\'s', async () => {
+    proxy = await TcpProxy.start({ port: cluster().apiServerPort });
+    const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), proxy.port);
+    const a = await start('a', proxied);
+    await a.waitForMessage('started leading', START_MS);
+    const b = await start('b');
+    await reconciledAll(a, INITIAL_SITES);
+    await leaseWatch.renewedFor('a', MAX_POLL_MS);
+
+    const batch = Array.from({ length: 12 }, (_, i) => `held-${i}`);
+    await createSites(batch);
+    await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/held-`), 30_000, { description: 'a write for the batch' });
+    // A slow API server, or a partition that heals: a's bytes wait, then arrive all at once.
+    const heldAt = Date.now();
+    proxy.hold('up');
+    const stopped = await a.waitForMessage('stopped leading', RENEW_DEADLINE_MS + 10_000, { where: (l) => l.loggedAt! >= heldAt });
+    const led = await b.waitForMessage('started leading', LEASE_MS + 10_000);
+    await reconciledAll(b, batch, led);
+    const heldBytes = proxy.heldBytes().up;
+    proxy.deliver();
+    console.log(`      held ${heldBytes} bytes of a's for ${Date.now() - heldAt} ms; a stopped leading after ${stopped.loggedAt! - heldAt} ms`);
+    expect(heldBytes, 'nothing of a\'s was held').to.be.greaterThan(0);
+    expect(stopped.loggedAt! - heldAt).to.be.at.most(RENEW_DEADLINE_MS + MARGIN_MS);
+    // The late requests reach the server; b keeps its term through them.
+    await leaseWatch.renewedFor('b', LEASE_MS + MAX_POLL_MS + MARGIN_MS);
+    await createSites(['after-hold']);
+    await b.waitForLog(isMessage('write', `${namespace}/after-hold`), 30_000, { description: 'a write for after-hold' });
+
+    await stopAll();
+    const report = await expectNoOutOfTermWrites(namespace);
+    console.log(`      a's writes that committed after its term ended: ${report.lateCommits.filter((w) => w.replica === 'a').length}`);
+  });
+
+  it('a renewal that commits but whose answer is lost: the leader stops at its renew deadline, the standby waits out the committed renewal', async () => {
+    proxy = await TcpProxy.start({ port: cluster().apiServerPort });
+    const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), proxy.port);
+    const a = await start('a', proxied);
+    await a.waitForMessage('started leading', START_MS);
+    const b = await start('b');
+    await reconciledAll(a, INITIAL_SITES);
+    await leaseWatch.renewedFor('a', MAX_POLL_MS);
+
+    // Requests reach the server; their answers never come back.
+    const heldAt = Date.now();
+    proxy.hold('down');
+    const stopped = await a.waitForMessage('stopped leading', RENEW_DEADLINE_MS + 10_000, { where: (l) => l.loggedAt! >= heldAt });
+    const led = await b.waitForMessage('started leading', LEASE_MS + 10_000);
+    const lastByA = leaseWatch.lastRenewalBy('a')!;
+    proxy.cut();
+    proxy.restore();
+    await stopAll();
+
+    const unanswered = (await readAuditLog(cluster().auditLogPath!)).filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === namespace
+      && e.objectRef.name === LEASE && e.verb === 'update' && e.responseStatus?.code === 200 && /\(a\)/.test(e.userAgent ?? '')
+      && Date.parse(e.stageTimestamp ?? '') > heldAt);
+    console.log(`      ${unanswered.length} renewal(s) of a committed without a's knowing; a stopped leading after ${stopped.loggedAt! - heldAt} ms; `
+      + `b led ${led.loggedAt! - lastByA.receivedAt} ms after it saw a's last renewal`);
+    expect(unanswered, 'no renewal committed while its answer was held').to.not.be.empty;
+    expect(stopped.loggedAt! - heldAt).to.be.at.most(RENEW_DEADLINE_MS + MARGIN_MS);
+    // The committed renewal a never heard of still counts: b waited a lease duration from it.
+    expect(led.loggedAt! - Date.parse(String(lastByA.spec.renewTime))).to.be.at.least(LEASE_MS);
+    await expectNoOutOfTermWrites(namespace);
+  });
 });

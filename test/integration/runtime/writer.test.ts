@@ -1,0 +1,156 @@
+import { expect } from 'chai';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Deployment } from '@kubernetes/client-node';
+
+import { readAuditLog } from '../../../hack/lib/audit.ts';
+import { TcpProxy, writeProxiedKubeconfig } from '../../../hack/lib/tcp-proxy.ts';
+import { systemClock } from '../../../src/runtime/clock.ts';
+import { Discovery } from '../../../src/runtime/discovery.ts';
+import { NotLeaderError } from '../../../src/runtime/errors.ts';
+import { LeaseGate, type RenewalClock } from '../../../src/runtime/gate.ts';
+import { KubeApiError, KubeClient } from '../../../src/runtime/kube.ts';
+import { createLogger } from '../../../src/runtime/logging.ts';
+import { FencedWriter, InFlightRequests, type WriterContext } from '../../../src/runtime/writer.ts';
+import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
+
+/**
+ * The fenced writer against the real API server: the preconditions it sends
+ * are honoured (a late write cannot overwrite a newer one, a create cannot
+ * take over an object), its requests end with their term, and the audit log
+ * names the term of each write.
+ */
+
+const RENEW_DEADLINE_MS = 1_500;
+const quiet = createLogger({ level: 'error', format: 'json', stream: new Writable({ write: (_c, _e, done) => done() }) });
+
+/** A term whose last renewal the test sets. */
+class Term implements RenewalClock {
+  atMs = systemClock.monotonicMs();
+  lastRenewedAtMs(): number {
+    return this.atMs;
+  }
+  term(): string {
+    return 'writer-test@42';
+  }
+}
+
+function configMap(namespace: string, name: string, data: Record<string, string>): V1ConfigMap {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data };
+}
+
+describe('FencedWriter against the API server', function () {
+  this.timeout(30_000);
+  let namespace: string;
+  let gate: LeaseGate;
+  let term: Term;
+  let proxy: TcpProxy | undefined;
+
+  beforeEach(async () => {
+    namespace = await freshNamespace('writer');
+    gate = new LeaseGate({ shards: 1, renewDeadlineMs: RENEW_DEADLINE_MS });
+    term = new Term();
+    gate.started(0, term);
+    proxy = undefined;
+  });
+
+  afterEach(async () => {
+    await proxy?.close();
+  });
+
+  function writerOver(kubeConfig: KubeConfig, key = `${namespace}/site`): FencedWriter {
+    const client = new KubeClient(kubeConfig, { userAgent: 'ha-operator/test (writer-test)' });
+    const context: WriterContext = {
+      client, discovery: new Discovery(client), gate, requests: new InFlightRequests(), fieldManager: 'ha-operator', userAgent: 'ha-operator/test (writer-test)', clock: systemClock,
+    };
+    return new FencedWriter({ context, key, signal: new AbortController().signal, logger: quiet });
+  }
+
+  async function proxiedWriter(): Promise<FencedWriter> {
+    proxy = await TcpProxy.start({ port: cluster().apiServerPort });
+    const path = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-writer.kubeconfig`), proxy.port);
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(path);
+    return writerOver(kubeConfig);
+  }
+
+  it('an apply carrying a cached resourceVersion that is no longer current gets 409 and changes nothing', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const created = await writer.create(configMap(namespace, 'site', { v: '1' }));
+    const newer = await writer.apply(configMap(namespace, 'site', { v: '2' }), created.metadata!.resourceVersion);
+    const late = await writer.apply(configMap(namespace, 'site', { v: 'late' }), created.metadata!.resourceVersion).catch((e: unknown) => e);
+    expect(late).to.be.instanceOf(KubeApiError).and.include({ code: 409, reason: 'Conflict' });
+    const now = (await writer.apply(configMap(namespace, 'site', { v: '2' }), newer.metadata!.resourceVersion)) as V1ConfigMap;
+    expect(now.data).to.deep.equal({ v: '2' });
+  });
+
+  it('a create of a name that exists gets 409 AlreadyExists instead of taking the object over', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const theirs = await writer.create(configMap(namespace, 'taken', { theirs: 'yes' }));
+    const ours = await writer.create(configMap(namespace, 'taken', { ours: 'yes' })).catch((e: unknown) => e);
+    expect(ours).to.be.instanceOf(KubeApiError).and.include({ code: 409, reason: 'AlreadyExists' });
+    const now = await adminKubeConfig().makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace, name: 'taken' });
+    expect(now.data).to.deep.equal({ theirs: 'yes' });
+    expect(now.metadata?.resourceVersion).to.equal(theirs.metadata?.resourceVersion);
+  });
+
+  it('hands the fields a create set to the apply, so a later apply that drops a field removes it', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const created = await writer.create(configMap(namespace, 'fields', { keep: '1', drop: '2' }));
+    expect(created.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Apply']]);
+    const applied = (await writer.apply(configMap(namespace, 'fields', { keep: '1' }), created.metadata!.resourceVersion)) as V1ConfigMap;
+    expect(applied.data).to.deep.equal({ keep: '1' });
+  });
+
+  it('a status apply conditional on a resourceVersion that is no longer current gets 409', async () => {
+    const writer = writerOver(adminKubeConfig());
+    // The Deployment's status subresource stands in for any object with one.
+    const created = await writer.create<V1Deployment>({
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'site', namespace },
+      spec: { replicas: 0, selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } },
+    });
+    // Someone else changes it meanwhile.
+    await adminKubeConfig().makeApiClient(AppsV1Api).patchNamespacedDeployment(
+      { namespace, name: 'site', body: { metadata: { labels: { changed: 'yes' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const late = await writer.applyStatus({ apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: 'site' }, { observedGeneration: 7 }, created.metadata!.resourceVersion)
+      .catch((e: unknown) => e);
+    expect(late).to.be.instanceOf(KubeApiError).and.include({ code: 409 });
+  });
+
+  it('ends a write in flight the moment its term ends', async () => {
+    const writer = await proxiedWriter();
+    await writer.create(configMap(namespace, 'warm', { v: '1' }));
+    proxy!.hold('up');
+    const pending = writer.apply(configMap(namespace, 'warm', { v: '2' })).catch((e: unknown) => e);
+    await proxy!.whenHeld('up');
+    gate.stopped(0, 'another holder took the lease: b');
+    const outcome = await pending;
+    expect(outcome).to.be.instanceOf(KubeApiError);
+    expect((outcome as KubeApiError).message).to.match(/: no response: lost leadership of shard 0: another holder took the lease: b$/);
+    expect(() => gate.permitFor(`${namespace}/site`)).to.throw(NotLeaderError);
+  });
+
+  it('ends a write in flight at the end of its term — last renewal + renewDeadline — when no renewal comes', async () => {
+    const writer = await proxiedWriter();
+    await writer.create(configMap(namespace, 'slow', { v: '1' }));
+    term.atMs = systemClock.monotonicMs();
+    proxy!.hold('up');
+    const sentMs = performance.now();
+    const outcome = await writer.apply(configMap(namespace, 'slow', { v: '2' })).catch((e: unknown) => e);
+    const tookMs = performance.now() - sentMs;
+    expect(outcome).to.be.instanceOf(KubeApiError).and.include({ code: undefined });
+    expect((outcome as KubeApiError).message).to.match(/no response: deadline passed$/);
+    expect(tookMs).to.be.within(RENEW_DEADLINE_MS - 50, RENEW_DEADLINE_MS + 500);
+  });
+
+  it('names the term in the User-Agent of every write, as the audit log records it', async () => {
+    const writer = writerOver(adminKubeConfig());
+    await writer.create(configMap(namespace, 'named', { v: '1' }));
+    const events = (await readAuditLog(cluster().auditLogPath!))
+      .filter((e) => e.objectRef?.namespace === namespace && e.objectRef.name === 'named' && e.objectRef.resource === 'configmaps');
+    expect(events.map((e) => [e.verb, e.userAgent])).to.deep.equal([
+      ['create', 'ha-operator/test (writer-test) term/writer-test@42'],
+      ['patch', 'ha-operator/test (writer-test) term/writer-test@42'],
+    ]);
+  });
+});
