@@ -72,6 +72,14 @@ export interface AuditReport {
   violations: string[];
   /** Writes that committed after their term had ended. */
   lateCommits: AuditWrite[];
+  /**
+   * Objects written by two terms at once: a write of an earlier term committed
+   * after a later term (of any lease) had begun, and the later term wrote the
+   * object too, in either order. Stricter than `violations`: a late commit that
+   * the later term's precondition then met counts here. Two schemes leading the
+   * same keys show up here even when their writes did not interleave.
+   */
+  overlaps: string[];
   /** Writes whose claimed term matches no lease write of that holder (a bug in the writer or the checker). */
   unattributed: AuditWrite[];
   /** Requests refused with 409, by the precondition or an AlreadyExists (term writes only). */
@@ -151,7 +159,20 @@ export function analyzeAudit(events: AuditEvent[], scope: AuditScope): AuditRepo
     if (!before || write.term!.startRv >= before.term!.startRv) latest.set(write.object, write);
   }
   const lateCommits = writes.filter((w) => w.term!.endRv !== undefined && w.rv !== undefined && w.rv > w.term!.endRv);
-  return { terms, writes, violations, lateCommits, unattributed, conflicts };
+  const overlaps: string[] = [];
+  const byObject = new Map<string, AuditWrite[]>();
+  for (const write of writes) byObject.set(write.object, [...(byObject.get(write.object) ?? []), write]);
+  for (const [object, list] of byObject) {
+    const terms = [...new Set(list.map((w) => w.term!))];
+    for (const earlierTerm of terms) {
+      for (const laterTerm of terms) {
+        if (laterTerm.startRv <= earlierTerm.startRv) continue;
+        const late = list.find((w) => w.term === earlierTerm && w.rv !== undefined && w.rv > laterTerm.startRv);
+        if (late) overlaps.push(`${object}: written in term ${describe(earlierTerm)} at ${late.rv}, after term ${describe(laterTerm)} had begun, which wrote it too`);
+      }
+    }
+  }
+  return { terms, writes, violations, lateCommits, overlaps, unattributed, conflicts };
 }
 
 /** Per lease (membership leases excepted), a term at each committed write that changed the holder to someone. */
@@ -206,6 +227,6 @@ function describe(term: AuditTerm): string {
 export function summarize(report: AuditReport): string {
   const holders = new Set(report.terms.map((t) => t.holder));
   return `audit: ${report.terms.length} terms (${holders.size} holders), ${report.writes.length} committed writes in term, `
-    + `${report.violations.length} out-of-term writes, ${report.lateCommits.length} committed after their term ended, `
+    + `${report.violations.length} out-of-term writes, ${report.lateCommits.length} committed after their term ended, ${report.overlaps.length} objects written by overlapping terms, `
     + `${report.conflicts} refused by a precondition (409), ${report.unattributed.length} unattributed`;
 }

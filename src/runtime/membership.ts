@@ -7,8 +7,8 @@ import type { Logger } from './logging.ts';
 export const LEASE_ROLE_LABEL = 'ha-operator.example.com/lease-role';
 /** The LEASE_NAME of the replica (member) or of the scheme the lease belongs to (shard). */
 export const LEASE_GROUP_LABEL = 'ha-operator.example.com/lease-group';
-/** A member's SHARDS. */
-export const SHARDS_ANNOTATION = 'ha-operator.example.com/shards';
+/** The SHARDS of the replica (member) or of the scheme the lease was last held under (shard). */
+export const SHARDS_LABEL = 'ha-operator.example.com/shards';
 
 /**
  * How a replica splits the keys between leases: LEASE_NAME and SHARDS. Two
@@ -29,9 +29,22 @@ export function describeScheme(scheme: ShardScheme): string {
   return `${scheme.leaseName} with ${scheme.shards} shard${scheme.shards === 1 ? '' : 's'}`;
 }
 
-/** The labels each shard lease of `scheme` carries. */
+/**
+ * The labels each shard lease of `scheme` carries, written with every write of
+ * its holder: two schemes may share lease names (ha-operator-0..2 of three
+ * shards and ha-operator-0..5 of six), so a lease belongs to the scheme it was
+ * last held under, not to the scheme its name fits.
+ */
 export function shardLeaseLabels(scheme: ShardScheme): Record<string, string> {
-  return { [LEASE_ROLE_LABEL]: 'shard', [LEASE_GROUP_LABEL]: scheme.leaseName };
+  return { [LEASE_ROLE_LABEL]: 'shard', [LEASE_GROUP_LABEL]: scheme.leaseName, [SHARDS_LABEL]: String(scheme.shards) };
+}
+
+/** The scheme a labelled operator Lease belongs to; undefined without the labels. */
+function schemeOf(lease: Lease): ShardScheme | undefined {
+  const labels = lease.metadata.labels ?? {};
+  const leaseName = labels[LEASE_GROUP_LABEL];
+  const shards = Number(labels[SHARDS_LABEL]);
+  return leaseName && Number.isInteger(shards) && shards > 0 ? { leaseName, shards } : undefined;
 }
 
 export interface MembershipOptions {
@@ -71,7 +84,11 @@ interface Seen {
  * - nor while a live member of another scheme that joined earlier exists
  *   (the scheme whose oldest live member is oldest goes first: replicas of
  *   the old scheme keep leading and failing over among themselves until the
- *   last of them has left, then the new scheme takes over);
+ *   last of them has left, then the new scheme takes over). Every replica
+ *   computes this order alike from the same Leases, so at most one scheme
+ *   campaigns; and since a lease belongs to the scheme it was last held
+ *   under (its labels), a scheme that gains precedence still waits for the
+ *   other's held leases, whose names may be its own too.
  * - nor while its view is not current (the watch of the operator's Leases
  *   is down): a member silent only in a stale view is not gone.
  *
@@ -81,17 +98,15 @@ interface Seen {
 export class Membership {
   private readonly options: MembershipOptions;
   private readonly clock: Clock;
-  private readonly ownLeaseNames: Set<string>;
   private readonly seen = new Map<string, Seen>();
   private readonly stopController = new AbortController();
   private heartbeat: Promise<void> | undefined;
-  private ownCreatedAt: string | undefined;
+  private ownJoined: string | undefined;
   private lastBlocker: string | undefined;
 
   constructor(options: MembershipOptions) {
     this.options = options;
     this.clock = options.clock ?? systemClock;
-    this.ownLeaseNames = new Set(schemeLeaseNames(options.scheme));
     options.operatorLeases.subscribe((event) => {
       const name = event.object.metadata.name;
       if (event.type === 'deleted') this.seen.delete(name);
@@ -139,45 +154,42 @@ export class Membership {
 
   private findBlocker(): string | undefined {
     if (!this.options.operatorLeases.isWatching()) return 'the watch of the operator\'s leases is not connected, so replicas of other shard schemes may be unseen';
-    if (this.ownCreatedAt === undefined) return 'this replica\'s membership lease is not written yet';
+    if (this.ownJoined === undefined) return 'this replica\'s membership lease is not written yet';
     const now = this.clock.monotonicMs();
     for (const [name, seen] of this.seen) {
-      if (seen.lease.metadata.labels?.[LEASE_ROLE_LABEL] !== 'shard' || this.ownLeaseNames.has(name)) continue;
+      if (seen.lease.metadata.labels?.[LEASE_ROLE_LABEL] !== 'shard') continue;
+      const scheme = schemeOf(seen.lease);
+      if (scheme && sameScheme(scheme, this.options.scheme)) continue;
       const holder = seen.lease.spec?.holderIdentity ?? '';
       if (holder !== '' && now - seen.atMs < durationMs(seen.lease, this.options.leaseDurationMs)) {
         return `lease ${name} of another shard scheme is held by ${holder}`;
       }
     }
-    // Our scheme's seniority: its oldest live member (this replica at least), by join time, then identity.
-    const own = this.oldestLiveOf(this.options.scheme) ?? { createdAt: this.ownCreatedAt, identity: this.options.identity };
+    // Our scheme's seniority: its oldest live member (this replica at least).
+    const own = this.oldestLiveOf(this.options.scheme) ?? { joined: this.ownJoined, identity: this.options.identity };
     for (const member of this.liveMembers()) {
       if (sameScheme(member.scheme, this.options.scheme)) continue;
-      if (member.createdAt < own.createdAt || (member.createdAt === own.createdAt && member.identity < own.identity)) {
-        return `replica ${member.identity} of shard scheme ${describeScheme(member.scheme)} joined earlier and is live`;
-      }
+      if (earlier(member, own)) return `replica ${member.identity} of shard scheme ${describeScheme(member.scheme)} joined earlier and is live`;
     }
     return undefined;
   }
 
-  private oldestLiveOf(scheme: ShardScheme): { createdAt: string; identity: string } | undefined {
-    let oldest: { createdAt: string; identity: string } | undefined;
+  private oldestLiveOf(scheme: ShardScheme): Joined | undefined {
+    let oldest: Joined | undefined;
     for (const member of this.liveMembers()) {
-      if (!sameScheme(member.scheme, scheme)) continue;
-      if (!oldest || member.createdAt < oldest.createdAt || (member.createdAt === oldest.createdAt && member.identity < oldest.identity)) oldest = member;
+      if (sameScheme(member.scheme, scheme) && (!oldest || earlier(member, oldest))) oldest = member;
     }
     return oldest;
   }
 
-  private *liveMembers(): Generator<{ identity: string; scheme: ShardScheme; createdAt: string }> {
+  private *liveMembers(): Generator<Joined & { scheme: ShardScheme }> {
     const now = this.clock.monotonicMs();
     for (const seen of this.seen.values()) {
-      const { labels, annotations, creationTimestamp } = seen.lease.metadata;
       const identity = seen.lease.spec?.holderIdentity;
-      if (labels?.[LEASE_ROLE_LABEL] !== 'member' || !identity) continue;
+      const scheme = schemeOf(seen.lease);
+      if (seen.lease.metadata.labels?.[LEASE_ROLE_LABEL] !== 'member' || !identity || !scheme) continue;
       const live = identity === this.options.identity || now - seen.atMs < durationMs(seen.lease, this.options.leaseDurationMs);
-      if (!live) continue;
-      const shards = Number(annotations?.[SHARDS_ANNOTATION] ?? '1');
-      yield { identity, scheme: { leaseName: labels[LEASE_GROUP_LABEL] ?? '', shards }, createdAt: creationTimestamp ?? '' };
+      if (live) yield { identity, scheme, joined: joinedAt(seen.lease) };
     }
   }
 
@@ -191,21 +203,18 @@ export class Membership {
   private async beat(): Promise<void> {
     const { leases, scheme, identity, leaseDurationMs, retryPeriodMs } = this.options;
     const name = this.leaseName;
-    const metadata = {
-      name,
-      labels: { [LEASE_ROLE_LABEL]: 'member', [LEASE_GROUP_LABEL]: scheme.leaseName },
-      annotations: { [SHARDS_ANNOTATION]: String(scheme.shards) },
-    };
+    const metadata = { name, labels: { [LEASE_ROLE_LABEL]: 'member', [LEASE_GROUP_LABEL]: scheme.leaseName, [SHARDS_LABEL]: String(scheme.shards) } };
     const signal = this.stopController.signal;
     while (!signal.aborted) {
       const spec = { holderIdentity: identity, leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000), renewTime: microTime(this.clock.wallNow()) };
       try {
         const current = await leases.read(name, signal);
         const written = current
-          ? await leases.replace({ ...current, metadata: { ...current.metadata, labels: { ...current.metadata.labels, ...metadata.labels }, annotations: { ...current.metadata.annotations, ...metadata.annotations } }, spec: { ...current.spec, ...spec } }, signal)
-          : await leases.create({ metadata, spec }, signal);
-        if (this.ownCreatedAt === undefined) {
-          this.ownCreatedAt = written.metadata.creationTimestamp ?? '';
+          ? await leases.replace({ ...current, metadata: { ...current.metadata, labels: { ...current.metadata.labels, ...metadata.labels } }, spec: { ...current.spec, ...spec } }, signal)
+          // acquireTime marks when this replica joined, finer than creationTimestamp (whole seconds).
+          : await leases.create({ metadata, spec: { ...spec, acquireTime: spec.renewTime } }, signal);
+        if (this.ownJoined === undefined) {
+          this.ownJoined = joinedAt(written);
           this.options.onChange();
         }
       } catch (error) {
@@ -214,6 +223,21 @@ export class Membership {
       await sleep(this.clock, retryPeriodMs, signal).catch(() => undefined);
     }
   }
+}
+
+/** When a member joined, comparable as a string: the server's creationTimestamp, then the member's own acquireTime. */
+interface Joined {
+  joined: string;
+  identity: string;
+}
+
+function joinedAt(lease: Lease): string {
+  return `${lease.metadata.creationTimestamp ?? ''}|${lease.spec?.acquireTime ?? ''}`;
+}
+
+/** A total order every replica computes alike from the same Leases: join time, then identity. */
+function earlier(a: Joined, b: Joined): boolean {
+  return a.joined < b.joined || (a.joined === b.joined && a.identity < b.identity);
 }
 
 function sameScheme(a: ShardScheme, b: ShardScheme): boolean {

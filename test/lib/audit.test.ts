@@ -58,6 +58,20 @@ describe('analyzeAudit', () => {
       leaseWrite('old', 'a', 10), leaseWrite('new-0', 'b', 12), write('b', 'new-0@12', 'x', 13), write('a', 'old@10', 'x', 14),
     ], scope);
     expect(report.violations).to.have.length(1);
+    expect(report.overlaps).to.have.length(1);
+  });
+
+  it('reports objects written by overlapping terms even when their writes did not interleave', () => {
+    const report = analyzeAudit([
+      leaseWrite('old', 'a', 10), leaseWrite('new-0', 'b', 12), write('a', 'old@10', 'x', 13), write('b', 'new-0@12', 'x', 14),
+    ], scope);
+    expect(report.violations).to.deep.equal([]);
+    expect(report.overlaps).to.deep.equal(['deployments/web/x: written in term ops/old@10 (a) at 13, after term ops/new-0@12 (b) had begun, which wrote it too']);
+    // A handover in order is no overlap: the old term ended (released) before the new one began.
+    const inOrder = analyzeAudit([
+      leaseWrite('old', 'a', 10), write('a', 'old@10', 'x', 11), leaseWrite('old', '', 12), leaseWrite('new-0', 'b', 13), write('b', 'new-0@13', 'x', 14),
+    ], scope);
+    expect(inOrder.overlaps).to.deep.equal([]);
   });
 
   it('counts 409s and leaves out what is not a term write in scope; flags a claimed term the holder never began', () => {

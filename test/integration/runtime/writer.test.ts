@@ -80,7 +80,7 @@ describe('FencedWriter against the API server', function () {
     const newer = await writer.apply(configMap(namespace, 'site', { v: '2' }), created.metadata!.resourceVersion);
     const late = await writer.apply(configMap(namespace, 'site', { v: 'late' }), created.metadata!.resourceVersion).catch((e: unknown) => e);
     expect(late).to.be.instanceOf(KubeApiError).and.include({ code: 409, reason: 'Conflict' });
-    const now = (await writer.apply(configMap(namespace, 'site', { v: '2' }), newer.metadata!.resourceVersion)) as V1ConfigMap;
+    const now = await writer.apply(configMap(namespace, 'site', { v: '2' }), newer.metadata!.resourceVersion);
     expect(now.data).to.deep.equal({ v: '2' });
   });
 
@@ -98,7 +98,7 @@ describe('FencedWriter against the API server', function () {
     const writer = writerOver(adminKubeConfig());
     const created = await writer.create(configMap(namespace, 'fields', { keep: '1', drop: '2' }));
     expect(created.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Apply']]);
-    const applied = (await writer.apply(configMap(namespace, 'fields', { keep: '1' }), created.metadata!.resourceVersion)) as V1ConfigMap;
+    const applied = await writer.apply(configMap(namespace, 'fields', { keep: '1' }), created.metadata!.resourceVersion);
     expect(applied.data).to.deep.equal({ keep: '1' });
   });
 
