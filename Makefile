@@ -8,7 +8,7 @@ NODE_DEPS := node_modules/.installed
 BENCHES := bench-queue bench-handover bench-convergence bench-resync bench-startup bench-memory bench-latency
 
 .PHONY: help deps system-deps controlplane build typecheck lint test test-unit test-integration \
-        run cluster-up cluster-down clean grafana study bench $(BENCHES)
+        run cluster-up cluster-down clean grafana study chaos bench $(BENCHES)
 
 help:
 	@echo "make run           the HA demo: local control plane, CRD, two replicas, sample Websites; Ctrl-C stops"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench         every benchmark (~35 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
+	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
 	@echo "make cluster-down  stop it"
 	@echo "make clean         remove build output (the cached control plane stays)"
@@ -112,6 +113,12 @@ bench-latency: deps controlplane
 # results.json, SVG charts); exits 1 if a check failed. ARGS=--timings=fast or ARGS=--only=2,4.
 study: deps controlplane
 	node hack/study/study.ts $(ARGS)
+
+# Random SIGTERM/SIGKILL, held/delayed/cut traffic and API server restarts under load, unsharded then
+# sharded; the audit log judges (hack/chaos.ts). make test runs a short version (test/integration/chaos.test.ts).
+DISRUPTIONS ?= 100
+chaos: deps controlplane
+	node hack/chaos.ts --disruptions $(DISRUPTIONS) $(ARGS)
 
 clean:
 	rm -rf dist .tmp
