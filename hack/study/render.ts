@@ -66,15 +66,17 @@ function reportBlocks(results: StudyResults, charts: Map<ScenarioResult, { lanes
     { kind: 'heading', level: 2, text: 'Results at a glance' },
     {
       kind: 'table',
-      head: ['#', 'scenario', 'handover', 'nobody leading', 'writes in overlapping terms', 'convergence p95: before → during → after', 'changes lost', 'converged at the end', 'checks'],
-      align: ['right', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      head: ['#', 'scenario', 'handover', 'nobody leading', 'out-of-term writes (audit log)', 'writes in overlapping terms (own logs)', 'convergence p95: before → during → after', 'changes lost', 'converged at the end', 'checks'],
+      align: ['right', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
       rows: results.scenarios.map((s) => headlineRow(s)),
     },
     {
       kind: 'paragraph',
       content: [
         'Handover: from the cause (signal sent, proxy cut, API server restarted) until a replica logged ', { code: 'started leading' },
-        '. Nobody leading: from the old leader\'s ', { code: 'stopped leading' }, ' (or its death) until then. Writes in overlapping terms: '
+        '. Nobody leading: from the old leader\'s ', { code: 'stopped leading' }, ' (or its death) until then. Out-of-term writes: what the API server\'s '
+        + 'audit log recorded — writes of an earlier term that committed after a later term\'s write on the same object, of all the writes made under a term (0 expected). '
+        + 'Writes in overlapping terms: from the replicas\' own logs, a cross-check: '
         + 'writes by two replicas to the same keys while both were entitled to write them — 0 expected with the lease, above 0 without it (scenario 5). '
         + 'Convergence: from the load generator\'s create or update until its watch saw status.observedGeneration reach the new generation; '
         + 'before, during and after the event window (a change counts as during when it was waiting at any time inside the window).',
@@ -102,6 +104,7 @@ function headlineRow(s: ScenarioResult): Inline[][] {
     [{ link: s.title, href: `#${anchor(s)}` }],
     [s.leaderElection ? summarise(handovers, (h) => h.handoverMs) : 'no lease'],
     [s.leaderElection ? summarise(handovers, (h) => h.leaderlessMs) : 'no lease'],
+    [!s.leaderElection ? 'no terms' : s.audit ? `${s.audit.outOfTerm} of ${s.audit.writes}` : 'not recorded'],
     [duplicateWrites === 0 ? '0' : `${duplicateWrites} (${keys} keys)`],
     [PHASES.map((phase) => formatMs(s.latency[phase].p95)).join(' → ')],
     [`${lost} of ${s.changes.length}`],
@@ -187,6 +190,8 @@ function scenarioBlocks(s: ScenarioResult, charts: { lanes: Chart; latency: Char
     {
       kind: 'paragraph',
       content: [
+        s.audit ? `The API server recorded ${s.audit.writes} committed writes in ${s.audit.terms} terms: ${s.audit.outOfTerm} out of term, ${s.audit.lateCommits} committed after their term ended, `
+          + `${s.audit.overlaps} objects written by overlapping terms, ${s.audit.conflicts} refused with 409 (a stale cache or a late write meeting its precondition). ` : '',
         `Writes logged: ${s.writes.total} (${Object.entries(s.writes.byReplica).map(([name, count]) => `${name} ${count}`).join(', ')})`
         + `${s.leaderElection ? `; outside any term of their replica: ${s.writesOutsideTerms}` : ''}. `,
         s.overlaps.length === 0 ? 'No two replicas were entitled to write the same keys at the same time.' : `${s.overlaps.length} overlapping ${s.overlaps.length === 1 ? 'term' : 'terms'}:`,
@@ -241,7 +246,8 @@ function methodBlocks(): Block[] {
       items: [
         ['Every scenario has its own namespace, Lease(s) and fresh replicas (', { code: 'hack/lib/replica.ts' }, '); the control plane is shared. Times are on the one wall clock of the machine: the replicas\' own log timestamps and the harness\'s Date.now().'],
         ['Terms come from the replicas\' ', { code: 'started leading' }, ' / ', { code: 'stopped leading' }, ' lines (their ', { code: 'lease' }, ' field); a term still open ends at the replica\'s exit. Without leader election a replica\'s term runs from ', { code: 'caches synced' }, ' (its workers start) to its exit.'],
-        ['Writes are the ', { code: 'write' }, ' debug lines the fenced writer logs before each write (key and target). A write belongs to the lease of its key (FNV-1a of namespace/name mod SHARDS). Two terms overlap when two replicas held the same lease at once; the writes counted are those both replicas made, within the overlap, to keys both of them wrote.'],
+        ['Safety is judged from the API server\'s audit log (', { code: 'hack/lib/audit.ts' }, '): a term is a committed Lease write that changed its holder; every write names its replica and term in its User-Agent; per object, the committed writes in resourceVersion order must never show a write of an earlier term after one of a later term.'],
+        ['Writes in the lanes and the term tables are the ', { code: 'write' }, ' debug lines the fenced writer logs before each write (key and target), a cross-check of the audit log. A write belongs to the lease of its key (FNV-1a of namespace/name mod SHARDS). Two terms overlap when two replicas held the same lease at once; the writes counted are those both replicas made, within the overlap, to keys both of them wrote.'],
         ['Convergence latency: the load generator records the generation the API server answered each create or update with; a watch on the Websites (the project\'s Informer, reconnecting with a short backoff) records when status.observedGeneration reached it. A change counts as ', { strong: 'during the event' }, ' when it was waiting at any time inside the event window, as lost when it was never seen converged.'],
         ['Reconcile durations are the ', { code: 'durationMs' }, ' of the replicas\' ', { code: 'reconciled' }, ' lines, by the time of the line.'],
         ['At the end the load stops, the harness waits for every Website to converge (up to 90 s), lists them and checks status.observedGeneration = metadata.generation and a Ready condition, then stops the replicas with SIGTERM.'],

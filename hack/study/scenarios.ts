@@ -30,8 +30,9 @@ import {
 } from './analyze.ts';
 import { formatMs } from './charts.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
+import { checkAudit } from '../lib/audit.ts';
 import { LoadGenerator, describe } from './load.ts';
-import type { Change, Check, FinalState, Handover, LoadSettings, Marker, ReplicaTimeline, ScenarioResult, Span } from './types.ts';
+import type { AuditFigures, Change, Check, FinalState, Handover, LoadSettings, Marker, ReplicaTimeline, ScenarioResult, Span } from './types.ts';
 
 export const LEASE = 'ha-operator';
 /** Bins of the write-rate strips under the leadership lanes. */
@@ -320,8 +321,19 @@ export class ScenarioRun {
     return this.definition.shards > 1 ? `${LEASE}-${shardOf(key, this.definition.shards)}` : LEASE;
   }
 
+  /** What the API server recorded of this scenario's writes; call after finish() (the replicas have exited). */
+  async audit(): Promise<AuditFigures | undefined> {
+    const path = this.context.plane.auditLogPath;
+    if (!path) return undefined;
+    const report = await checkAudit(path, { namespaces: [this.namespace], leaseNamespace: this.namespace });
+    return {
+      terms: report.terms.length, writes: report.writes.length, outOfTerm: report.violations.length, lateCommits: report.lateCommits.length,
+      overlaps: report.overlaps.length, conflicts: report.conflicts, unattributed: report.unattributed.length, examples: report.violations.slice(0, 3),
+    };
+  }
+
   /** Everything recorded, analysed. */
-  result(final: FinalState, error: string | undefined): ScenarioResult {
+  result(final: FinalState, error: string | undefined, audit?: AuditFigures): ScenarioResult {
     const definition = this.definition;
     const durationMs = this.now();
     const timelines = [...this.entries.values()].map((e) => e.timeline);
@@ -376,6 +388,7 @@ export class ScenarioRun {
       window,
       load: { start: this.loadStart ?? 0, end: this.loadEnd ?? durationMs, failedRequests: this.load.failures.length + this.load.skipped },
       handovers,
+      ...(audit ? { audit } : {}),
       overlaps,
       writesOutsideTerms: definition.leaderElection ? outside.length : 0,
       writes: { total: writes.length, byReplica, bins: binWrites(writes, timelines.map((t) => t.name), durationMs, WRITE_BIN_MS) },
@@ -416,13 +429,21 @@ function commonChecks(s: ScenarioResult): Check[] {
       detail: `${duplicateWrites} writes to ${s.overlaps.reduce((sum, o) => sum + o.keys, 0)} keys`,
     });
   } else {
+    if (s.audit) {
+      checks.push({
+        name: 'the API server\'s audit log: no write of an earlier term committed after a later term\'s write on the same object',
+        ok: s.audit.outOfTerm === 0 && s.audit.unattributed === 0 && s.audit.writes > 0,
+        detail: `${s.audit.outOfTerm} out of term of ${s.audit.writes} committed writes in ${s.audit.terms} terms; ${s.audit.lateCommits} committed after their term ended; `
+          + `${s.audit.conflicts} refused with 409; ${s.audit.unattributed} unattributed${s.audit.examples.length ? `: ${s.audit.examples.join('; ')}` : ''}`,
+      });
+    }
     checks.push({
       name: 'no two replicas led the same lease at the same time',
       ok: s.overlaps.length === 0,
       detail: s.overlaps.length === 0 ? 'no overlapping terms' : s.overlaps.map((o) => `${o.replicas.join(' & ')} on ${o.lease} for ${o.end - o.start} ms`).join('; '),
     });
-    checks.push({ name: 'no writes by two replicas in overlapping terms', ok: duplicateWrites === 0, detail: `${duplicateWrites} writes` });
-    checks.push({ name: 'every write inside a leadership term of its replica', ok: s.writesOutsideTerms === 0, detail: `${s.writesOutsideTerms} writes outside` });
+    checks.push({ name: 'no writes by two replicas in overlapping terms (their own logs, a cross-check)', ok: duplicateWrites === 0, detail: `${duplicateWrites} writes` });
+    checks.push({ name: 'every write inside a leadership term of its replica (their own logs, a cross-check)', ok: s.writesOutsideTerms === 0, detail: `${s.writesOutsideTerms} writes outside` });
   }
   const lost = s.changes.filter((c) => c.convergedAt === null);
   checks.push({

@@ -84,7 +84,8 @@ const progress = (line: string): void => console.log(line);
 
 console.log(`study: ${selected.length} scenarios, lease ${timings.leaseDurationSeconds} s / renew deadline ${timings.renewDeadlineSeconds} s / retry ${timings.retryPeriodSeconds} s, `
   + `${opsPerSecond} changes/s; results in ${outDir}`);
-const plane = await ControlPlane.start({ controllerManager: true });
+// The audit log is the witness of every scenario's safety checks.
+const plane = await ControlPlane.start({ controllerManager: true, audit: true });
 const results: StudyResults = {
   schemaVersion: RESULTS_SCHEMA_VERSION,
   startedAt: startedAt.toISOString(),
@@ -122,7 +123,8 @@ try {
     }
     let scenario: ScenarioResult;
     try {
-      scenario = run.result(await run.finish(), error);
+      const final = await run.finish();
+      scenario = run.result(final, error, await run.audit());
     } catch (e) {
       // Even the clean-up failed: record what there is.
       const message = e instanceof Error ? e.message : String(e);

@@ -117,6 +117,24 @@ export interface Handover {
 }
 
 /** Two replicas entitled to write the same keys at the same time. */
+/** The audit checker's figures for one scenario. */
+export interface AuditFigures {
+  terms: number;
+  /** Committed writes made under a term. */
+  writes: number;
+  /** Writes of an earlier term that committed after a later term's on the same object (0 expected). */
+  outOfTerm: number;
+  /** Committed after their term had ended (harmless unless a later term also wrote the object). */
+  lateCommits: number;
+  /** Objects written by overlapping terms. */
+  overlaps: number;
+  /** Requests the server refused with 409 (a precondition, AlreadyExists). */
+  conflicts: number;
+  unattributed: number;
+  /** The first few out-of-term writes, described. */
+  examples: string[];
+}
+
 export interface Overlap {
   lease: string;
   replicas: [string, string];
@@ -188,6 +206,8 @@ export interface ScenarioResult {
   /** When the load ran. */
   load: { start: number; end: number; failedRequests: number };
   handovers: Handover[];
+  /** What the API server's audit log recorded of this scenario's writes (hack/lib/audit.ts); absent in older results. */
+  audit?: AuditFigures;
   overlaps: Overlap[];
   /** Writes logged outside any term of their replica (none expected). */
   writesOutsideTerms: number;

@@ -251,10 +251,19 @@ describe('study report rendering', () => {
     expect(linked).to.deep.equal(svgs);
     const html = files['report.html']!;
     expect([...html.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]).sort()).to.deep.equal(svgs);
-    expect(files['report.md']).to.include('| 2 | [Crash \\*of\\* the \\| leader &lt;b&gt;](#2-crash-of-the--leader-b) | 15.0 s | 15.0 s | 0 | 150 ms → 14.0 s → – | 1 of 5 | 14 of 14 | 1/1 pass |');
-    expect(files['report.md']).to.include('| 5 | [Without leader election](#5-without-leader-election) | no lease | no lease | 42 (7 keys) |');
+    expect(files['report.md']).to.include('| 2 | [Crash \\*of\\* the \\| leader &lt;b&gt;](#2-crash-of-the--leader-b) | 15.0 s | 15.0 s | not recorded | 0 | 150 ms → 14.0 s → – | 1 of 5 | 14 of 14 | 1/1 pass |');
+    expect(files['report.md']).to.include('| 5 | [Without leader election](#5-without-leader-election) | no lease | no lease | no terms | 42 (7 keys) |');
     expect(files['report.md']).to.include('**1 of 2 FAIL**');
     expect(files['report.md']).to.include('- **FAIL** — something else: broken');
+  });
+
+  it('shows what the audit log recorded, in the headline table and the scenario', () => {
+    const results = fixture();
+    const scenario = results.scenarios.find((s) => s.leaderElection)!;
+    scenario.audit = { terms: 3, writes: 120, outOfTerm: 0, lateCommits: 2, overlaps: 0, conflicts: 7, unattributed: 0, examples: [] };
+    const report = renderReport(results)['report.md']!;
+    expect(report).to.match(new RegExp(`\\| ${scenario.number} \\| \\[[^\\]]+\\]\\([^)]+\\) \\| [^|]+ \\| [^|]+ \\| 0 of 120 \\|`));
+    expect(report).to.include('The API server recorded 120 committed writes in 3 terms: 0 out of term, 2 committed after their term ended, 0 objects written by overlapping terms, 7 refused with 409');
   });
 
   it('is deterministic: the same results give the same files, byte for byte', () => {
