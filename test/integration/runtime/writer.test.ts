@@ -102,6 +102,19 @@ describe('FencedWriter against the API server', function () {
     expect(applied.data).to.deep.equal({ keep: '1' });
   });
 
+  it('deletes an object only while it is the one with the uid given: a same-named successor stays', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const first = await writer.create(configMap(namespace, 'doomed', { v: '1' }));
+    await adminKubeConfig().makeApiClient(CoreV1Api).deleteNamespacedConfigMap({ namespace, name: 'doomed' });
+    const second = await writer.create(configMap(namespace, 'doomed', { v: '2' }));
+    const stale = await writer.delete({ ...first, metadata: { ...first.metadata!, uid: first.metadata!.uid! } }).catch((e: unknown) => e);
+    expect(stale).to.be.instanceOf(KubeApiError).and.include({ code: 409 });
+    await writer.delete({ ...second, metadata: { ...second.metadata!, uid: second.metadata!.uid! } });
+    expect(await adminKubeConfig().makeApiClient(CoreV1Api).readNamespacedConfigMap({ namespace, name: 'doomed' }).then(() => 'there', () => 'gone')).to.equal('gone');
+    // Already gone is no error.
+    await writer.delete({ ...second, metadata: { ...second.metadata!, uid: second.metadata!.uid! } });
+  });
+
   it('a status apply conditional on a resourceVersion that is no longer current gets 409', async () => {
     const writer = writerOver(adminKubeConfig());
     // The Deployment's status subresource stands in for any object with one.
