@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { expect } from 'chai';
 import type { V1Lease } from '@kubernetes/client-node';
+import { readAuditLog } from '../../../hack/lib/audit.ts';
 import { Replica, REPO_ROOT } from '../../../hack/lib/replica.ts';
 import { Informer } from '../../../src/runtime/informer.ts';
 import { KubeClient } from '../../../src/runtime/kube.ts';
@@ -87,6 +88,20 @@ describe('elected shards', function () {
       await replica.waitForLog(agrees, 10_000, { description: `${replica.name} leading exactly ${held.join(', ')}` })
         .catch(() => expect(leadsNow(replica).sort(), `${replica.name}'s own view`).to.deep.equal(held.sort()));
     }
+
+    // On SIGTERM a replica leaves the group before it releases its shards, so the others
+    // count one replica fewer by the time they can take them — as the API server recorded it.
+    const leaving = replicas.find((r) => r.name === 'a')!;
+    const signalledAt = Date.now();
+    leaving.sigterm();
+    expect((await leaving.exited).code).to.equal(0);
+    const events = (await readAuditLog(cluster().auditLogPath!)).filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === namespace
+      && /\(a\)/.test(e.userAgent ?? '') && (e.responseStatus?.code ?? 0) < 300);
+    const left = events.find((e) => e.verb === 'delete' && e.objectRef?.name === 'ha-operator-member-a');
+    const releases = events.filter((e) => e.verb === 'update' && e.responseObject?.spec?.holderIdentity === '' && Date.parse(e.stageTimestamp!) >= signalledAt);
+    expect(left, 'a never deleted its membership Lease').to.not.equal(undefined);
+    expect(releases.map((e) => e.objectRef?.name).sort()).to.deep.equal(after.flatMap((h, i) => (h === 'a' ? [`ha-operator-${i}`] : [])).sort());
+    for (const release of releases) expect(release.stageTimestamp! > left!.stageTimestamp!, `${release.objectRef?.name} released before a left the group`).to.be.true;
   });
 });
 
