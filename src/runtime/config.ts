@@ -117,14 +117,21 @@ const positiveNumber: Setting<number> = {
   },
 };
 
-/** Seconds in, milliseconds out. */
-function seconds(options: { zeroAllowed?: boolean; whole?: boolean } = {}): Setting<number> {
-  const range = options.zeroAllowed ? 'at least 0' : 'greater than 0';
+const HOUR_S = 3_600;
+const DAY_S = 86_400;
+
+/**
+ * Seconds in, milliseconds out, at most `maxSeconds`: past a sensible bound a
+ * duration is a typo (milliseconds given as seconds), and the configuration
+ * says so rather than waiting for days.
+ */
+function seconds(maxSeconds: number, options: { zeroAllowed?: boolean; whole?: boolean } = {}): Setting<number> {
+  const range = `${options.zeroAllowed ? 'from 0' : 'greater than 0'} to ${maxSeconds}`;
   return {
     allowed: options.whole ? `a whole number of seconds ${range}` : `a number of seconds ${range}, at most 3 decimals`,
     parse(raw) {
       const ms = Math.round(Number(raw) * 1000);
-      const valid = (options.whole ? WHOLE : SECONDS).test(raw) && Number.isSafeInteger(ms);
+      const valid = (options.whole ? WHOLE : SECONDS).test(raw) && Number.isSafeInteger(ms) && ms <= maxSeconds * 1000;
       return valid && (ms > 0 || options.zeroAllowed) ? ms : undefined;
     },
   };
@@ -213,10 +220,10 @@ export function loadConfig(
     httpHost: r.read('HTTP_HOST', '0.0.0.0', nonBlank),
     watchNamespace: r.read('WATCH_NAMESPACE', '', namespaceOrAll),
     maxConcurrentReconciles: r.read('MAX_CONCURRENT_RECONCILES', 2, wholeNumber(1, 256)),
-    reconcileTimeoutMs: r.read('RECONCILE_TIMEOUT_SECONDS', 60_000, seconds()),
-    resyncPeriodMs: r.read('RESYNC_PERIOD_SECONDS', 0, seconds({ zeroAllowed: true })),
+    reconcileTimeoutMs: r.read('RECONCILE_TIMEOUT_SECONDS', 60_000, seconds(DAY_S)),
+    resyncPeriodMs: r.read('RESYNC_PERIOD_SECONDS', 0, seconds(7 * DAY_S, { zeroAllowed: true })),
     backoffBaseMs: r.read('BACKOFF_BASE_MS', 5, wholeNumber(1)),
-    backoffMaxMs: r.read('BACKOFF_MAX_SECONDS', 1_000_000, seconds()),
+    backoffMaxMs: r.read('BACKOFF_MAX_SECONDS', 1_000_000, seconds(DAY_S)),
     queueQps: r.read('QUEUE_QPS', 10, positiveNumber),
     queueBurst: r.read('QUEUE_BURST', 100, wholeNumber(1)),
     leaderElection: r.read('LEADER_ELECTION', true, boolean),
@@ -224,15 +231,15 @@ export function loadConfig(
     leaseNamespace: leaseNamespace(r, readInClusterNamespace),
     podName: r.read('POD_NAME', `${hostname()}-${randomBytes(3).toString('hex')}`, nonBlank),
     // The Lease stores leaseDurationSeconds as an integer.
-    leaseDurationMs: r.read('LEASE_DURATION_SECONDS', 15_000, seconds({ whole: true })),
-    renewDeadlineMs: r.read('RENEW_DEADLINE_SECONDS', 10_000, seconds()),
-    retryPeriodMs: r.read('RETRY_PERIOD_SECONDS', 2_000, seconds()),
+    leaseDurationMs: r.read('LEASE_DURATION_SECONDS', 15_000, seconds(HOUR_S, { whole: true })),
+    renewDeadlineMs: r.read('RENEW_DEADLINE_SECONDS', 10_000, seconds(HOUR_S)),
+    retryPeriodMs: r.read('RETRY_PERIOD_SECONDS', 2_000, seconds(HOUR_S)),
     leaseWatch: r.read('LEASE_WATCH', true, boolean),
     releaseOnCancel: r.read('RELEASE_ON_CANCEL', true, boolean),
     onLeadershipLost: r.read('ON_LEADERSHIP_LOST', 'standby', oneOf(LEADERSHIP_LOST_ACTIONS)),
     shards: r.read('SHARDS', 1, wholeNumber(1, 64)),
-    drainTimeoutMs: r.read('DRAIN_TIMEOUT_SECONDS', 20_000, seconds()),
-    terminationGracePeriodMs: r.read<number | undefined>('TERMINATION_GRACE_PERIOD_SECONDS', undefined, seconds({ whole: true })),
+    drainTimeoutMs: r.read('DRAIN_TIMEOUT_SECONDS', 20_000, seconds(HOUR_S)),
+    terminationGracePeriodMs: r.read<number | undefined>('TERMINATION_GRACE_PERIOD_SECONDS', undefined, seconds(DAY_S, { whole: true })),
   };
   checkBackoff(r, config);
   checkLeaderElectionTiming(r, config);

@@ -11,7 +11,7 @@ export interface QueueMetrics {
   depth(n: number): void;
   queueLatency(seconds: number): void; // from add to get
   workDuration(seconds: number): void; // from get to done
-  retried(): void; // each addRateLimited
+  retried(): void; // each addAfter (addRateLimited included), as client-go counts
 }
 
 export interface WorkQueueOptions {
@@ -81,22 +81,28 @@ export class WorkQueue {
     this.handOut();
   }
 
-  /** Adds `key` once `delayMs` have passed; an earlier due time already set for it wins. */
+  /** Adds `key` once `delayMs` have passed; an earlier due time already set for it wins. Counted as a retry, as in client-go. */
   addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    this.metrics?.retried();
     // Written so that NaN, like zero or less, means now.
     if (!(delayMs > 0)) {
       this.add(key);
       return;
     }
-    if (this.shuttingDown || this.dirty.has(key)) return;
+    if (this.dirty.has(key)) return;
     this.delayed.schedule(key, this.clock.monotonicMs() + delayMs);
   }
 
   /** Adds `key` after the delay the rate limiter gives it: the retry path after a failed reconcile. */
   addRateLimited(key: string): void {
     if (this.shuttingDown) return;
-    this.metrics?.retried();
     this.addAfter(key, this.rateLimiter.when(key));
+  }
+
+  /** Entries in the delayed-key heap, stale ones included (for tests: it stays within twice the delayed keys). */
+  delayedHeapSize(): number {
+    return this.delayed.heapSize();
   }
 
   /** Resets `key`'s backoff; call it after a reconcile that succeeded. */
@@ -252,9 +258,11 @@ interface DelayedEntry {
 
 /**
  * Keys waiting for a due time, in a min-heap on that time, with a single timer
- * for the earliest. Moving a key's time earlier pushes a new entry; the old one
- * is recognised as stale when it reaches the top, which saves tracking heap
- * positions.
+ * for the earliest. Moving a key's time earlier, or removing a key, leaves its
+ * old entry in the heap, recognised as stale when it reaches the top, which
+ * saves tracking heap positions. So that a key added and delayed again and
+ * again cannot grow the heap without bound, it is rebuilt from the live
+ * entries once stale ones outnumber them.
  */
 class DelayedKeys {
   private readonly clock: Clock;
@@ -277,11 +285,16 @@ class DelayedKeys {
     if (current !== undefined && current <= dueMs) return;
     this.dueMsByKey.set(key, dueMs);
     this.push({ key, dueMs });
+    this.compactIfStale();
     this.armTimer();
   }
 
   remove(key: string): void {
-    this.dueMsByKey.delete(key);
+    if (this.dueMsByKey.delete(key)) this.compactIfStale();
+  }
+
+  heapSize(): number {
+    return this.heap.length;
   }
 
   /** Waiting keys, soonest first. */
@@ -315,6 +328,14 @@ class DelayedKeys {
       this.onDue(next.key);
     }
     this.armTimer();
+  }
+
+  /** Rebuilds the heap from its live entries once more than half of it is stale (amortised O(1) per entry). */
+  private compactIfStale(): void {
+    if (this.heap.length <= 64 || this.heap.length <= 2 * this.dueMsByKey.size) return;
+    const live = this.heap.filter((e) => this.dueMsByKey.get(e.key) === e.dueMs);
+    this.heap.length = 0;
+    for (const entry of live) this.push(entry);
   }
 
   private push(entry: DelayedEntry): void {

@@ -191,12 +191,17 @@ describe('loadConfig', () => {
       ['WATCH_NAMESPACE', 'a'.repeat(64), /must be empty \(all namespaces\) or a DNS-1123 label/],
       ['MAX_CONCURRENT_RECONCILES', '0', /^MAX_CONCURRENT_RECONCILES="0": must be a whole number from 1 to 256$/],
       ['MAX_CONCURRENT_RECONCILES', '257', /from 1 to 256/],
-      ['RECONCILE_TIMEOUT_SECONDS', '0', /^RECONCILE_TIMEOUT_SECONDS="0": must be a number of seconds greater than 0, at most 3 decimals$/],
+      ['RECONCILE_TIMEOUT_SECONDS', '0', /^RECONCILE_TIMEOUT_SECONDS="0": must be a number of seconds greater than 0 to 86400, at most 3 decimals$/],
       ['RECONCILE_TIMEOUT_SECONDS', '60s', /must be a number of seconds greater than 0/],
       ['RECONCILE_TIMEOUT_SECONDS', '0.0001', /at most 3 decimals/],
       ['RECONCILE_TIMEOUT_SECONDS', 'Infinity', /must be a number of seconds/],
-      ['RESYNC_PERIOD_SECONDS', '-1', /^RESYNC_PERIOD_SECONDS="-1": must be a number of seconds at least 0, at most 3 decimals$/],
-      ['RESYNC_PERIOD_SECONDS', '1e3', /must be a number of seconds at least 0/],
+      ['RESYNC_PERIOD_SECONDS', '-1', /^RESYNC_PERIOD_SECONDS="-1": must be a number of seconds from 0 to 604800, at most 3 decimals$/],
+      ['RESYNC_PERIOD_SECONDS', '1e3', /must be a number of seconds from 0/],
+      // Beyond a Node timer's 24.8 days: refused with the bound, not left to fire after 1 ms.
+      ['RESYNC_PERIOD_SECONDS', '2592000', /^RESYNC_PERIOD_SECONDS="2592000": must be a number of seconds from 0 to 604800/],
+      ['RECONCILE_TIMEOUT_SECONDS', '86401', /greater than 0 to 86400/],
+      ['BACKOFF_MAX_SECONDS', '2592000', /greater than 0 to 86400/],
+      ['DRAIN_TIMEOUT_SECONDS', '3601', /greater than 0 to 3600/],
       ['BACKOFF_BASE_MS', '0', /^BACKOFF_BASE_MS="0": must be a whole number, at least 1$/],
       ['BACKOFF_BASE_MS', '2.5', /must be a whole number, at least 1/],
       ['BACKOFF_MAX_SECONDS', '0', /^BACKOFF_MAX_SECONDS="0": must be a number of seconds greater than 0/],
@@ -213,7 +218,7 @@ describe('loadConfig', () => {
       ['LEASE_NAMESPACE', 'kube.system', /^LEASE_NAMESPACE="kube.system": must be a DNS-1123 label/],
       ['POD_NAME', '', /^POD_NAME="": must be a non-empty value without whitespace$/],
       ['POD_NAME', 'pod a', /must be a non-empty value without whitespace/],
-      ['LEASE_DURATION_SECONDS', '15.5', /^LEASE_DURATION_SECONDS="15.5": must be a whole number of seconds greater than 0$/],
+      ['LEASE_DURATION_SECONDS', '15.5', /^LEASE_DURATION_SECONDS="15.5": must be a whole number of seconds greater than 0 to 3600$/],
       ['LEASE_DURATION_SECONDS', '0', /must be a whole number of seconds greater than 0/],
       ['RENEW_DEADLINE_SECONDS', '0', /^RENEW_DEADLINE_SECONDS="0": must be a number of seconds greater than 0/],
       ['RETRY_PERIOD_SECONDS', '-2', /^RETRY_PERIOD_SECONDS="-2": must be a number of seconds greater than 0/],
@@ -259,7 +264,7 @@ describe('loadConfig', () => {
 
     it('skips the rule when one of its variables is itself invalid', () => {
       expect(problems({ LEASE_DURATION_SECONDS: 'x', RENEW_DEADLINE_SECONDS: '20' })).to.deep.equal([
-        'LEASE_DURATION_SECONDS="x": must be a whole number of seconds greater than 0',
+        'LEASE_DURATION_SECONDS="x": must be a whole number of seconds greater than 0 to 3600',
       ]);
     });
   });

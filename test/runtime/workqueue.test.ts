@@ -292,6 +292,33 @@ describe('WorkQueue', () => {
     });
   });
 
+  describe('the delayed-key heap', () => {
+    it('stays small when one key is delayed and then added 100,000 times', () => {
+      const clock = new FakeClock();
+      const queue = new WorkQueue({ name: 'heap', clock });
+      for (let i = 0; i < 100_000; i++) {
+        queue.addAfter('ns/a', 60_000);
+        // The key runs now after all: its delayed entry goes stale.
+        queue.add('ns/a');
+        void queue.get().then((key) => key && queue.done(key));
+      }
+      expect(queue.delayedHeapSize()).to.be.at.most(64);
+    });
+
+    it('stays small when a key keeps moving its due time earlier, and still fires it once, at the earliest time', async () => {
+      const clock = new FakeClock();
+      const queue = new WorkQueue({ name: 'heap', clock });
+      for (let i = 0; i < 10_000; i++) queue.addAfter('ns/a', 1_000_000 - i);
+      expect(queue.delayedHeapSize()).to.be.at.most(64);
+      await clock.advance(1_000_000 - 10_000);
+      expect(queue.len()).to.equal(0);
+      await clock.advance(1);
+      expect(queue.len()).to.equal(1);
+      await clock.advance(1_000_000);
+      expect(queue.len()).to.equal(1);
+    });
+  });
+
   describe('metrics', () => {
     let metrics: RecordedMetrics;
 
@@ -315,10 +342,18 @@ describe('WorkQueue', () => {
       expect(metrics.workDurations).to.deep.equal([2]);
     });
 
-    it('counts each addRateLimited as a retry', () => {
+    it('counts each addRateLimited and each addAfter as a retry, as client-go does, but none after shutdown', () => {
       queue.addRateLimited('a');
       queue.addRateLimited('b');
-      expect(metrics.retries).to.equal(2);
+      queue.addAfter('c', 30_000);
+      queue.addAfter('d', 0);
+      // A key already queued is not queued twice, but the retry is counted all the same.
+      queue.addAfter('d', 1_000);
+      expect(metrics.retries).to.equal(5);
+      queue.shutDown();
+      queue.addAfter('e', 1_000);
+      queue.addRateLimited('e');
+      expect(metrics.retries).to.equal(5);
     });
 
     it('adds up the time spent on unfinished keys and the longest of them', async () => {
