@@ -594,10 +594,12 @@ const rows: Row[] = [
         ],
       }),
       timeseries({
-        title: 'Panics and timeouts',
+        title: 'Panics, timeouts and terminal errors',
         description:
-          'controller_runtime_reconcile_panics_total (a reconcile threw something that is not an Error) and ' +
-          'controller_runtime_reconcile_timeouts_total (a reconcile exceeded RECONCILE_TIMEOUT_SECONDS), per second.',
+          'controller_runtime_reconcile_panics_total (a reconcile threw something that is not an Error), ' +
+          'controller_runtime_reconcile_timeouts_total (a reconcile exceeded RECONCILE_TIMEOUT_SECONDS) and ' +
+          'controller_runtime_terminal_reconcile_errors_total (a failure retrying cannot mend, such as an invalid spec: ' +
+          'not retried until the object changes), per second.',
         unit: 'ops',
         w: 8,
         queries: [
@@ -608,6 +610,10 @@ const rows: Row[] = [
           {
             expr: `sum by (controller) (rate(controller_runtime_reconcile_timeouts_total{${CONTROLLER}}[$__rate_interval]))`,
             legend: '{{controller}} timeouts',
+          },
+          {
+            expr: `sum by (controller) (rate(controller_runtime_terminal_reconcile_errors_total{${CONTROLLER}}[$__rate_interval]))`,
+            legend: '{{controller}} terminal',
           },
         ],
       }),

@@ -228,12 +228,19 @@ export class Controller {
       const panicked = !abort.signal.aborted && isPanic(error);
       if (panicked) this.metrics.panicked();
       const reason = error instanceof ReconcileError ? error.reason : isStatus(error, 409) ? 'Conflict' : panicked ? 'Panic' : 'Error';
+      const terminal = error instanceof ReconcileError && error.terminal && !abort.signal.aborted;
+      if (terminal) this.metrics.terminal();
       // A 409 means the cache was behind the server: routine, retried once the cache has caught up.
       const level = reason === 'Conflict' || reason === 'NotLeader' ? 'info' : 'error';
-      logger.log(level, 'reconcile failed', { trigger, durationMs: round(seconds * 1000), result: 'error', reason, error: describeError(error) });
+      logger.log(level, 'reconcile failed', {
+        trigger, durationMs: round(seconds * 1000), result: 'error', reason, ...(terminal ? { terminal: true } : {}), error: describeError(error),
+      });
       logger.debug('reconcile failure in full', { error });
-      // After a lost lease the key belongs to the new leader; retrying here would only be refused.
-      if (!leadership.aborted) {
+      if (terminal) {
+        // Not retried: the next change of the object queues it again.
+        this.queue.forget(key);
+      } else if (!leadership.aborted) {
+        // After a lost lease the key belongs to the new leader; retrying here would only be refused.
         this.queue.addRateLimited(key);
         this.triggers.set(key, 'retry');
       }

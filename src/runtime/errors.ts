@@ -7,10 +7,17 @@
 export class ReconcileError extends Error {
   override name = 'ReconcileError';
   readonly reason: string;
+  /**
+   * Retrying cannot help (controller-runtime's TerminalError): the key is not
+   * requeued — the next change of the object queues it again — and the failure
+   * is counted in controller_runtime_terminal_reconcile_errors_total.
+   */
+  readonly terminal: boolean;
 
-  constructor(reason: string, message: string, options?: ErrorOptions) {
+  constructor(reason: string, message: string, options?: ErrorOptions & { terminal?: boolean }) {
     super(message, options);
     this.reason = reason;
+    this.terminal = options?.terminal ?? false;
   }
 }
 

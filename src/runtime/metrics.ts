@@ -43,6 +43,8 @@ const SUB_MINUTE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 export interface ControllerMetrics {
   reconciled(result: ReconcileResult): void;
   errored(): void;
+  /** A terminal error (not retried); errored() counts it too, as in controller-runtime. */
+  terminal(): void;
   panicked(): void;
   timedOut(): void;
   reconcileTime(seconds: number): void;
@@ -96,6 +98,11 @@ export class OperatorMetrics {
   private readonly reconcileErrors = this.counter(
     'controller_runtime_reconcile_errors_total',
     'Total number of reconciliation errors per controller',
+    ['controller'],
+  );
+  private readonly reconcileTerminal = this.counter(
+    'controller_runtime_terminal_reconcile_errors_total',
+    'Total number of terminal reconciliation errors per controller',
     ['controller'],
   );
   private readonly reconcilePanics = this.counter(
@@ -211,6 +218,7 @@ export class OperatorMetrics {
     const labels = { controller };
     for (const result of RECONCILE_RESULTS) this.reconcileTotal.inc({ controller, result }, 0);
     this.reconcileErrors.inc(labels, 0);
+    this.reconcileTerminal.inc(labels, 0);
     this.reconcilePanics.inc(labels, 0);
     this.reconcileTimeouts.inc(labels, 0);
     this.activeWorkers.set(labels, 0);
@@ -219,6 +227,7 @@ export class OperatorMetrics {
     return {
       reconciled: (result) => this.reconcileTotal.inc({ controller, result }),
       errored: () => this.reconcileErrors.inc(labels),
+      terminal: () => this.reconcileTerminal.inc(labels),
       panicked: () => this.reconcilePanics.inc(labels),
       timedOut: () => this.reconcileTimeouts.inc(labels),
       reconcileTime: (seconds) => this.reconcileTime.observe(labels, seconds),

@@ -181,7 +181,8 @@ async function run(pass: Pass): Promise<void> {
   if ('reason' in children) {
     // Existing children are left as they are: the last valid spec keeps serving.
     await settle(pass, website, caches.deployments.get(deploymentKey), children);
-    throw new ReconcileError('InvalidSpec', `Website ${pass.key}: ${children.message}`);
+    // Terminal: retrying the same spec cannot help; the next change of the Website queues it again.
+    throw new ReconcileError('InvalidSpec', `Website ${pass.key}: ${children.message}`, { terminal: true });
   }
 
   let deployment = caches.deployments.get(deploymentKey);

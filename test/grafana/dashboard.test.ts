@@ -171,6 +171,7 @@ describe('grafana/dashboards/ha-operator.json', () => {
       'operator_shutdown_keys_left_queued',
       'controller_runtime_reconcile_total',
       'controller_runtime_reconcile_errors_total',
+      'controller_runtime_terminal_reconcile_errors_total',
       'controller_runtime_reconcile_time_seconds_bucket',
       'controller_runtime_active_workers',
       'controller_runtime_max_concurrent_reconciles',

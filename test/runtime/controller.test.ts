@@ -159,6 +159,30 @@ describe('Controller', () => {
       expect(h.calls).to.have.length(4);
     });
 
+    it('does not retry a terminal error, counts it (and as an error), and runs the key again on its next change', async () => {
+      const h = harness({
+        behaviour: (call) => {
+          if (h.calls.length === 1) throw new ReconcileError('InvalidSpec', `spec of ${call.key} is wrong`, { terminal: true });
+        },
+      });
+      h.controller.start();
+      h.controller.enqueue('ns/a', 'added');
+      await h.clock.advance(0);
+      expect(await h.sample('controller_runtime_terminal_reconcile_errors_total')).to.equal(1);
+      expect(await h.sample('controller_runtime_reconcile_errors_total')).to.equal(1);
+      expect(await h.sample('controller_runtime_reconcile_total', { controller: NAME, result: 'error' })).to.equal(1);
+      expect(await h.sample('workqueue_retries_total', { name: NAME })).to.equal(0);
+      await h.clock.advance(24 * 3_600_000);
+      expect(keysOf(h.calls)).to.deep.equal(['ns/a']);
+      const failed = (await h.logLines()).find((l) => l.message === 'reconcile failed');
+      expect(failed).to.include({ reason: 'InvalidSpec', terminal: true, level: 'error' });
+
+      h.controller.enqueue('ns/a', 'modified');
+      await h.clock.advance(0);
+      expect(keysOf(h.calls)).to.deep.equal(['ns/a', 'ns/a']);
+      expect(await h.sample('controller_runtime_reconcile_total', { controller: NAME, result: 'success' })).to.equal(1);
+    });
+
     it('counts a TypeError as a panic, contains it and retries the key', async () => {
       const h = harness({
         behaviour: (call) => {

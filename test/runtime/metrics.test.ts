@@ -55,6 +55,7 @@ describe('OperatorMetrics', () => {
       ]);
       for (const name of [
         'controller_runtime_reconcile_errors_total',
+        'controller_runtime_terminal_reconcile_errors_total',
         'controller_runtime_reconcile_panics_total',
         'controller_runtime_reconcile_timeouts_total',
         'controller_runtime_active_workers',
@@ -72,6 +73,7 @@ describe('OperatorMetrics', () => {
       website.reconciled('requeue_after');
       website.reconciled('requeue_after');
       website.errored();
+      website.terminal();
       website.panicked();
       website.timedOut();
       website.maxConcurrentReconciles(4);
@@ -85,6 +87,7 @@ describe('OperatorMetrics', () => {
         'controller_runtime_reconcile_total{controller="website",result="requeue_after"} 2',
         'controller_runtime_reconcile_total{controller="other",result="success"} 0',
         'controller_runtime_reconcile_errors_total{controller="website"} 1',
+        'controller_runtime_terminal_reconcile_errors_total{controller="website"} 1',
         'controller_runtime_reconcile_panics_total{controller="website"} 1',
         'controller_runtime_reconcile_timeouts_total{controller="website"} 1',
         'controller_runtime_max_concurrent_reconciles{controller="website"} 4',
