@@ -1,6 +1,7 @@
 import { sleep, systemClock, type Clock } from './clock.ts';
 import { collectionPath, isStatus, type KubeClient } from './kube.ts';
 import type { Logger } from './logging.ts';
+import type { InformerMetrics } from './metrics.ts';
 import { watch, type WatchEvent } from './watch.ts';
 
 /** Which objects an informer lists and watches. */
@@ -39,7 +40,11 @@ export interface InformerOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Page size of the initial and recovery lists. */
   pageSize?: number;
+  /** Where relists are counted (operator_informer_relists_total): a list after the first, from the watch cache or etcd. */
+  metrics?: InformerMetrics;
 }
+
+
 
 /**
  * What an informer needs of the objects it caches: their metadata as JSON
@@ -86,6 +91,7 @@ export class Informer<T extends CachedObject> {
   private readonly resyncPeriodMs: number;
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly pageSize: number;
+  private readonly metrics: InformerMetrics | undefined;
   private readonly store = new Map<string, T>();
   private readonly handlers = new Set<(event: InformerEvent<T>) => void>();
   private readonly stopController = new AbortController();
@@ -96,6 +102,7 @@ export class Informer<T extends CachedObject> {
   private running: Promise<void> | undefined;
   private failures = 0;
   private watching = false;
+  private openedWatches = 0;
   private completedLists = 0;
 
   constructor(options: InformerOptions) {
@@ -109,6 +116,7 @@ export class Informer<T extends CachedObject> {
     // study measured 18 s. With full jitter, 5 s still spreads the reconnects of many replicas.
     this.backoff = options.backoff ?? { initialMs: 800, maxMs: 5_000 };
     this.pageSize = options.pageSize ?? 500;
+    this.metrics = options.metrics;
   }
 
   /** Subscribes to changes; handlers should only enqueue keys. Returns the unsubscribe function. */
@@ -148,6 +156,16 @@ export class Informer<T extends CachedObject> {
   /** How many full lists have completed: 1 after the first sync, one more after each relist (410). */
   get listCount(): number {
     return this.completedLists;
+  }
+
+  /** Watch requests the server has answered so far: one per connection. */
+  get watchesOpened(): number {
+    return this.openedWatches;
+  }
+
+  /** The resourceVersion the cache is at: from the last list, event or bookmark (client-go's LastSyncResourceVersion). */
+  get lastSyncResourceVersion(): string {
+    return this.resourceVersion;
   }
 
   get(key: string): T | undefined {
@@ -207,42 +225,71 @@ export class Informer<T extends CachedObject> {
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
-  /** Lists every page, replaces the cache and emits what changed since the cache was last filled. */
+  /**
+   * Lists every page into the cache and emits what changed since it was last
+   * filled, deletes included. The cache is updated page by page, in place:
+   * a relist of 10,000 objects never holds two copies of them (a key set
+   * remembers what the list has shown; the rest is deleted at its end). An
+   * object listed in an early page may be newer than one in the cache not yet
+   * reached: each is a state the object had.
+   *
+   * As client-go's reflector does, a relist first asks for the last version
+   * this cache has seen (resourceVersionMatch=NotOlderThan: the API server
+   * answers from its watch cache, no quorum read of etcd), and only if the
+   * server cannot serve that version (410, or a version it has not reached)
+   * makes a consistent read.
+   */
   private async relist(): Promise<void> {
+    const lastSeen = this.resourceVersion;
+    if (lastSeen === '') return this.listFrom(undefined);
+    try {
+      await this.listFrom(lastSeen);
+    } catch (error) {
+      if (!isStatus(error, 410) && !(isStatus(error, 504) && /too large resource version/i.test(error.serverMessage))) throw error;
+      this.logger.info('the last seen resourceVersion cannot be served; listing from etcd', { resourceVersion: lastSeen, error: error.summary });
+      await this.listFrom(undefined);
+    }
+  }
+
+  private async listFrom(resourceVersion: string | undefined): Promise<void> {
     const { labelSelector } = this.resource;
-    const fresh = new Map<string, T>();
+    const listed = new Set<string>();
     let continueToken: string | undefined;
-    let resourceVersion: string;
+    let listVersion: string;
     do {
       const page = await this.client.request<RawList<T>>({
         method: 'GET',
         path: this.watchPath(),
-        query: { labelSelector, limit: this.pageSize, continue: continueToken },
+        // A continue token carries the version of the list it continues.
+        query: continueToken
+          ? { labelSelector, limit: this.pageSize, continue: continueToken }
+          : { labelSelector, limit: this.pageSize, ...(resourceVersion ? { resourceVersion, resourceVersionMatch: 'NotOlderThan' } : {}) },
         signal: this.stopController.signal,
         what: `list ${this.describe()}`,
       });
       for (const item of page.items) {
         const object = this.cacheable(item);
-        fresh.set(objectKey(object), object);
+        const key = objectKey(object);
+        listed.add(key);
+        const old = this.store.get(key);
+        this.store.set(key, object);
+        if (!old) this.emit({ type: 'added', object });
+        else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'modified', object, previous: old });
       }
       continueToken = page.metadata?.continue || undefined;
-      resourceVersion = page.metadata?.resourceVersion ?? '';
+      listVersion = page.metadata?.resourceVersion ?? '';
     } while (continueToken && !this.stopped);
     if (this.stopped) return;
 
-    const previous = new Map(this.store);
-    this.store.clear();
-    for (const [key, object] of fresh) {
-      this.store.set(key, object);
-      const old = previous.get(key);
-      if (!old) this.emit({ type: 'added', object });
-      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'modified', object, previous: old });
-      previous.delete(key);
+    for (const [key, object] of this.store) {
+      if (listed.has(key)) continue;
+      this.store.delete(key);
+      this.emit({ type: 'deleted', object });
     }
-    for (const object of previous.values()) this.emit({ type: 'deleted', object });
-    this.resourceVersion = resourceVersion;
+    this.resourceVersion = listVersion;
     this.completedLists++;
-    this.logger.debug(`listed ${fresh.size} ${this.resource.plural}`, { resourceVersion });
+    if (this.completedLists > 1) this.metrics?.relisted(resourceVersion ? 'watch cache' : 'etcd');
+    this.logger.debug(`listed ${listed.size} ${this.resource.plural}`, { resourceVersion: listVersion, from: resourceVersion ? 'watch cache' : 'etcd' });
     if (!this.synced) {
       this.synced = true;
       this.markSynced();
@@ -275,7 +322,10 @@ export class Informer<T extends CachedObject> {
       signal,
       what: `watch ${this.describe()}`,
       clock: this.clock,
-      onOpen: () => (this.watching = true),
+      onOpen: () => {
+        this.watching = true;
+        this.openedWatches++;
+      },
     }, (event: WatchEvent<T>) => {
       if (signal.aborted) return;
       if (event.type === 'ERROR') {

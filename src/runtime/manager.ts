@@ -227,7 +227,9 @@ export class Manager {
   }
 
   private addInformer<T extends CachedObject>(resource: ResourceRef, resyncPeriodMs = 0): Informer<T> {
-    const informer = new Informer<T>({ client: this.client, resource, logger: this.logger, clock: this.clock, resyncPeriodMs });
+    const group = resource.apiVersion.includes('/') ? `.${resource.apiVersion.split('/')[0]}` : '';
+    const metrics = this.metrics.informerMetrics(`${resource.plural}${group}`);
+    const informer = new Informer<T>({ client: this.client, resource, logger: this.logger, clock: this.clock, resyncPeriodMs, metrics });
     this.informers.push(informer as unknown as Informer<CachedObject>);
     return informer;
   }

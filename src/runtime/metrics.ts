@@ -73,6 +73,10 @@ export interface LeaderMetrics {
   keysLeftQueued(n: number): void;
 }
 
+export interface InformerMetrics {
+  relisted(from: 'watch cache' | 'etcd'): void;
+}
+
 export interface RestClientMetrics {
   /** `code` is the HTTP status, or "<error>" when no response arrived. */
   observe(method: string, host: string, code: string, seconds: number): void;
@@ -185,6 +189,12 @@ export class OperatorMetrics {
     [],
   );
 
+  private readonly informerRelists = this.counter(
+    'operator_informer_relists_total',
+    'Lists of an informer after its first one (its watch could not resume), by where the API server answered from',
+    ['informer', 'from'],
+  );
+
   private readonly restRequests = this.counter(
     'rest_client_requests_total',
     'Number of HTTP requests, partitioned by status code, method, and host.',
@@ -267,6 +277,12 @@ export class OperatorMetrics {
       drainDuration: (seconds) => this.drainDuration.observe(seconds),
       keysLeftQueued: (n) => this.keysLeftQueued.set(n),
     };
+  }
+
+  /** Instruments for one informer, `informer` as resource.group (deployments.apps); its series start at 0. */
+  informerMetrics(informer: string): InformerMetrics {
+    for (const from of ['watch cache', 'etcd']) this.informerRelists.inc({ informer, from }, 0);
+    return { relisted: (from) => this.informerRelists.inc({ informer, from }) };
   }
 
   restClientMetrics(): RestClientMetrics {

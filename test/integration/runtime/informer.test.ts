@@ -30,17 +30,20 @@ class Watched {
   readonly events: Event[] = [];
   readonly namespace: string;
   readonly logLines: () => Record<string, unknown>[];
+  /** Where each relist was answered from, as operator_informer_relists_total counts it. */
+  readonly relists: string[] = [];
 
-  constructor(namespace: string) {
+  constructor(namespace: string, labelSelector?: string) {
     const { logger, lines } = captureLogger();
     this.namespace = namespace;
     this.logLines = lines;
     this.informer = new Informer<V1ConfigMap>({
       client: new KubeClient(adminKubeConfig()),
-      resource: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace },
+      resource: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace, ...(labelSelector ? { labelSelector } : {}) },
       logger,
       // Reconnect quickly: the outages below last seconds.
       backoff: { initialMs: 50, maxMs: 500 },
+      metrics: { relisted: (from) => this.relists.push(from) },
     });
     this.informer.subscribe((event) => this.events.push(event));
   }
@@ -122,8 +125,8 @@ describe('Informer (real control plane)', function () {
   const core = (): CoreV1Api => adminKubeConfig().makeApiClient(CoreV1Api);
   const started: Informer<V1ConfigMap>[] = [];
 
-  function watch(namespace: string): Watched {
-    const watched = new Watched(namespace);
+  function watch(namespace: string, labelSelector?: string): Watched {
+    const watched = new Watched(namespace, labelSelector);
     started.push(watched.informer);
     watched.informer.start();
     return watched;
@@ -255,5 +258,41 @@ describe('Informer (real control plane)', function () {
     expect(w.history('other', mark)).to.deep.equal([]);
     expect(w.informer.keys().sort()).to.deep.equal([w.key('keep'), w.key('other')]);
     expect(w.logLines().some((l) => /gone \(410\)/.test(String(l.message)))).to.be.true;
+    // The relist asked for the last version it had seen, which the API server's watch cache can serve: no quorum read of etcd.
+    expect(w.relists).to.include('watch cache');
+    expect(w.relists).to.not.include('etcd');
+  });
+
+  it('keeps a quiet label-filtered watch open on a busy namespace: bookmarks keep it current, it never relists', async function () {
+    // Past the 30 s after which client-node's watch used to give up on a silent stream, and past the
+    // API server's first bookmark (about a minute).
+    this.timeout(150_000);
+    const namespace = await freshNamespace('inf-quiet');
+    const w = watch(namespace, 'ha-operator.example.com/nothing-has-this=label');
+    await w.informer.whenSynced();
+    const listedAt = BigInt(w.informer.lastSyncResourceVersion);
+    let writes = 0;
+    const failed: unknown[] = [];
+    const busy = setInterval(() => void put(namespace, `busy-${writes++ % 20}`, String(writes)).catch((e: unknown) => failed.push(e)), 200);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const deadline = setTimeout(() => reject(new Error(`no bookmark within 100 s; at ${w.informer.lastSyncResourceVersion}`)), 100_000);
+        const check = setInterval(() => {
+          // Nothing matches the selector, so only a bookmark moves the version on.
+          if (BigInt(w.informer.lastSyncResourceVersion) <= listedAt) return;
+          clearInterval(check);
+          clearTimeout(deadline);
+          resolve();
+        }, 250);
+      });
+    } finally {
+      clearInterval(busy);
+    }
+    expect(failed).to.deep.equal([]);
+    expect(writes, 'the namespace was not busy').to.be.greaterThan(100);
+    expect(w.events, 'the filtered watch saw an object').to.deep.equal([]);
+    expect(w.informer.watchesOpened, 'the watch was cut and opened again').to.equal(1);
+    expect(w.informer.listCount).to.equal(1);
+    expect(w.relists).to.deep.equal([]);
   });
 });
