@@ -413,6 +413,19 @@ describe('the Website controller against a real control plane', function () {
       expect(warnings.map((e) => [e.reason, e.action, e.note])).to.deep.equal([['ApplyFailed', 'Apply', message]]);
     });
 
+    it('logs one readable line per failed reconcile: the call, the object, the server\'s reason and message, no headers or stacks', () => {
+      const failed = op.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.message === 'reconcile failed' && l.key === `${ns}/low-port`);
+      expect(failed).to.not.be.empty;
+      for (const line of failed) {
+        expect(line).to.include({ level: 'error', reason: 'ApplyFailed' });
+        expect(line.error).to.match(new RegExp(`^Website ${ns}/low-port: create of Service ${ns}/low-port failed: 422 Invalid: Service "low-port" is invalid: spec.ports\\[0\\].nodePort: Invalid value: 80`));
+        const text = JSON.stringify(line);
+        expect(text.length, text).to.be.below(1_500);
+        expect(text).to.not.match(/content-type|x-kubernetes-pf|audit-id|\bstack\b|at async/i);
+      }
+    });
+
     it('converges a good Website in the same namespace meanwhile', async () => {
       const website = await waitForWebsite(ns, 'good', settled('ScaledToZero'));
       expect(website.status?.url).to.equal(`http://good.${ns}.svc.cluster.local:80`);
