@@ -30,6 +30,8 @@ export interface ControlPlaneOptions {
    * safety from it (hack/lib/audit.ts).
    */
   audit?: boolean;
+  /** More kube-apiserver flags (a feature gate turned off, say). */
+  apiServerArgs?: string[];
 }
 
 /**
@@ -85,7 +87,9 @@ export class ControlPlane {
   private controllerManager: ManagedProcess | undefined;
   private stopped = false;
 
-  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, detached: boolean, audit: boolean) {
+  private readonly extraApiServerArgs: string[];
+
+  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, detached: boolean, audit: boolean, extraApiServerArgs: string[]) {
     this.dir = dir;
     this.binDir = binDir;
     this.certs = certs;
@@ -96,6 +100,7 @@ export class ControlPlane {
     this.detached = detached;
     this.ports = ports;
     this.auditLogPath = audit ? join(dir, 'audit.log') : undefined;
+    this.extraApiServerArgs = extraApiServerArgs;
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -103,7 +108,7 @@ export class ControlPlane {
     const parent = options.parentDir ?? tmpdir();
     await mkdir(parent, { recursive: true });
     const dir = mkdtempSync(join(parent, 'ha-operator-plane-'));
-    const plane = new ControlPlane(dir, binDir, await writeCertificates(dir), await freePorts(), options.detached ?? false, options.audit ?? false);
+    const plane = new ControlPlane(dir, binDir, await writeCertificates(dir), await freePorts(), options.detached ?? false, options.audit ?? false, options.apiServerArgs ?? []);
     planes.add(plane);
     try {
       await plane.writeKubeconfig(plane.kubeconfigPath, { clientCert: plane.certs.adminCert, clientKey: plane.certs.adminKey });
@@ -161,6 +166,7 @@ export class ControlPlane {
       // The log backend is blocking by default: an event is written before its response is sent.
       args.push(`--audit-policy-file=${policy}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-format=json', '--audit-log-maxsize=0');
     }
+    args.push(...this.extraApiServerArgs);
     this.apiServer = this.spawn('kube-apiserver', args);
     await this.waitReady(this.apiServer, readyTimeoutMs);
   }

@@ -1,4 +1,5 @@
 import { sleep, systemClock, type Clock } from './clock.ts';
+import { describeError } from './errors.ts';
 import { collectionPath, isStatus, type KubeClient } from './kube.ts';
 import type { Logger } from './logging.ts';
 import type { InformerMetrics } from './metrics.ts';
@@ -40,6 +41,8 @@ export interface InformerOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Page size of the initial and recovery lists. */
   pageSize?: number;
+  /** Fill the cache with a streaming list (WatchList) where the server serves one; false: paged lists only. Default true. */
+  streamingList?: boolean;
   /** Where relists are counted (operator_informer_relists_total): a list after the first, from the watch cache or etcd. */
   metrics?: InformerMetrics;
 }
@@ -63,7 +66,11 @@ export function objectKey(obj: CachedObject): string {
   return namespace ? `${namespace}/${name}` : (name ?? '');
 }
 
-type WatchOutcome = 'closed' | 'gone';
+/** closed: the server ended the watch; gone: 410; unsupported: the server serves no streaming list. */
+type WatchOutcome = 'closed' | 'gone' | 'unsupported';
+
+/** The annotation of the bookmark that ends a streaming list's initial events. */
+const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 
 /** The Status of a watch ERROR event. */
 interface WatchStatus {
@@ -103,6 +110,10 @@ export class Informer<T extends CachedObject> {
   private failures = 0;
   private watching = false;
   private openedWatches = 0;
+  /** The cache must be (re)filled before a plain watch can resume it: at start, after a 410. */
+  private needList = true;
+  /** Cleared once the API server refuses a streaming list. */
+  private watchListSupported: boolean;
   private completedLists = 0;
 
   constructor(options: InformerOptions) {
@@ -117,6 +128,7 @@ export class Informer<T extends CachedObject> {
     this.backoff = options.backoff ?? { initialMs: 800, maxMs: 5_000 };
     this.pageSize = options.pageSize ?? 500;
     this.metrics = options.metrics;
+    this.watchListSupported = options.streamingList ?? true;
   }
 
   /** Subscribes to changes; handlers should only enqueue keys. Returns the unsubscribe function. */
@@ -186,27 +198,30 @@ export class Informer<T extends CachedObject> {
 
   private async run(): Promise<void> {
     const resync = this.resyncPeriodMs > 0 ? this.scheduleResync() : undefined;
-    let needList = true;
     while (!this.stopped) {
       try {
-        if (needList) {
-          await this.relist();
-          needList = false;
+        let outcome: WatchOutcome;
+        if (this.needList && this.watchListSupported) {
+          // The streaming list: the current state as the watch's first events, then the watch goes on.
+          outcome = await this.watchOnce(true);
+        } else {
+          if (this.needList) await this.relist();
+          outcome = await this.watchOnce(false);
         }
-        const outcome = await this.watchOnce();
         if (outcome === 'gone') {
           this.logger.info('watch resourceVersion is gone (410); listing again', { resourceVersion: this.resourceVersion });
-          needList = true;
+          this.needList = true;
         }
         this.failures = 0;
       } catch (error) {
         if (this.stopped) break;
         if (isStatus(error, 410)) {
-          needList = true;
+          this.logger.info('watch resourceVersion is gone (410); listing again', { resourceVersion: this.resourceVersion });
+          this.needList = true;
           continue;
         }
         const delayMs = this.nextBackoff();
-        this.logger.warn(`${needList ? 'list' : 'watch'} of ${this.describe()} failed; retrying in ${delayMs} ms`, { error });
+        this.logger.warn(`${this.needList ? 'list' : 'watch'} of ${this.describe()} failed; retrying in ${delayMs} ms`, { error: describeError(error) });
         await sleep(this.clock, delayMs, this.stopController.signal).catch(() => undefined);
       }
     }
@@ -267,63 +282,93 @@ export class Informer<T extends CachedObject> {
         signal: this.stopController.signal,
         what: `list ${this.describe()}`,
       });
-      for (const item of page.items) {
-        const object = this.cacheable(item);
-        const key = objectKey(object);
-        listed.add(key);
-        const old = this.store.get(key);
-        this.store.set(key, object);
-        if (!old) this.emit({ type: 'added', object });
-        else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'modified', object, previous: old });
-      }
+      for (const item of page.items) this.listed(listed, item);
       continueToken = page.metadata?.continue || undefined;
       listVersion = page.metadata?.resourceVersion ?? '';
     } while (continueToken && !this.stopped);
     if (this.stopped) return;
 
+    this.completeList(listed, listVersion, resourceVersion ? 'watch cache' : 'etcd');
+  }
+
+  /** Puts one listed object into the cache, emitting what changed. */
+  private listed(listed: Set<string>, item: T): void {
+    const object = this.cacheable(item);
+    const key = objectKey(object);
+    listed.add(key);
+    const old = this.store.get(key);
+    this.store.set(key, object);
+    if (!old) this.emit({ type: 'added', object });
+    else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) this.emit({ type: 'modified', object, previous: old });
+  }
+
+  /** The end of a list: what it did not show is gone; the cache is at `version` and synced. */
+  private completeList(listed: Set<string>, version: string, from: 'watch cache' | 'etcd'): void {
     for (const [key, object] of this.store) {
       if (listed.has(key)) continue;
       this.store.delete(key);
       this.emit({ type: 'deleted', object });
     }
-    this.resourceVersion = listVersion;
+    this.resourceVersion = version;
+    this.needList = false;
     this.completedLists++;
-    if (this.completedLists > 1) this.metrics?.relisted(resourceVersion ? 'watch cache' : 'etcd');
-    this.logger.debug(`listed ${listed.size} ${this.resource.plural}`, { resourceVersion: listVersion, from: resourceVersion ? 'watch cache' : 'etcd' });
+    if (this.completedLists > 1) this.metrics?.relisted(from);
+    this.logger.debug(`listed ${listed.size} ${this.resource.plural}`, { resourceVersion: version, from, streamed: this.watchListSupported });
     if (!this.synced) {
       this.synced = true;
       this.markSynced();
     }
   }
 
-  /** One watch request from the current resourceVersion; resolves when the server ends it. */
-  private async watchOnce(): Promise<WatchOutcome> {
+  /**
+   * One watch request; resolves when the server ends it. With `initial`, the
+   * streaming list (WatchList, client-go's default since v0.35): the server
+   * sends the current state as ADDED events, then a BOOKMARK annotated
+   * k8s.io/initial-events-end, and the same stream goes on as the watch —
+   * one request instead of a paged list and a watch, and no list pages held
+   * in memory. From the last seen version when there is one (a relist), else
+   * consistent (resourceVersion "" and NotOlderThan). A server that refuses
+   * the request as such (an older one, or WatchList turned off) gets paged
+   * lists from then on.
+   */
+  private async watchOnce(initial: boolean): Promise<WatchOutcome> {
     // stop() may have come while the list before this watch was still running.
     if (this.stopped) return 'closed';
     try {
-      return await this.watchStream();
+      return await this.watchStream(initial);
+    } catch (error) {
+      if (initial && isStatus(error, 400, 422)) {
+        this.watchListSupported = false;
+        this.logger.info(`the API server does not serve a streaming list of ${this.describe()}; listing in pages`, { error: error.summary });
+        return 'unsupported';
+      }
+      throw error;
     } finally {
       this.watching = false;
     }
   }
 
-  private async watchStream(): Promise<WatchOutcome> {
+  private async watchStream(initial: boolean): Promise<WatchOutcome> {
     let gone = false;
     const end = new AbortController();
     const signal = AbortSignal.any([this.stopController.signal, end.signal]);
+    // Keys the initial events have shown, until the bookmark that ends them.
+    let listing: Set<string> | undefined = initial ? new Set() : undefined;
+    const from = this.resourceVersion;
     await watch<T>(this.client, {
       path: this.watchPath(),
       query: {
-        resourceVersion: this.resourceVersion,
+        ...(initial ? { sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan' } : {}),
+        resourceVersion: from,
         labelSelector: this.resource.labelSelector,
         // Like client-go: a random 5–10 minute server-side timeout spreads re-watches out.
         timeoutSeconds: 300 + Math.floor(Math.random() * 300),
       },
       signal,
-      what: `watch ${this.describe()}`,
+      what: `${initial ? 'streaming list of' : 'watch'} ${this.describe()}`,
       clock: this.clock,
       onOpen: () => {
-        this.watching = true;
+        this.watching = !initial;
         this.openedWatches++;
       },
     }, (event: WatchEvent<T>) => {
@@ -335,11 +380,26 @@ export class Informer<T extends CachedObject> {
         end.abort();
         return;
       }
+      if (listing) {
+        if (event.type === 'BOOKMARK') {
+          const annotations = (event.object as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations;
+          if (annotations?.[INITIAL_EVENTS_END] !== 'true') return;
+          this.completeList(listing, event.object.metadata?.resourceVersion ?? '', from ? 'watch cache' : 'etcd');
+          listing = undefined;
+          this.watching = true;
+        } else {
+          this.listed(listing, event.object);
+        }
+        return;
+      }
       const object = this.cacheable(event.object);
       this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
       if (event.type === 'BOOKMARK') return;
       this.apply(event.type, object);
     });
+    // A streaming list that cannot start from the version asked for starts again from etcd.
+    if (gone && listing && from !== '') this.resourceVersion = '';
+    if (listing && !gone && !this.stopped) throw new WatchError(`the streaming list of ${this.describe()} ended before its initial events did`);
     return gone ? 'gone' : 'closed';
   }
 
