@@ -204,6 +204,18 @@ export class Replica {
     return this.exit === undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** The leases this replica's log says it leads now: 'started leading' not followed by 'stopped leading'. */
+  leasesLedNow(): string[] {
+    const leading = new Set<string>();
+    for (const line of this.lines) {
+      const lease = line.json?.lease;
+      if (typeof lease !== 'string') continue;
+      if (line.message === 'started leading') leading.add(lease);
+      if (line.message === 'stopped leading') leading.delete(lease);
+    }
+    return [...leading];
+  }
+
   /** Lines whose JSON message is `message` (and that match `where`, if given). */
   messages(message: string, where?: LinePredicate): LogLine[] {
     return this.lines.filter((l) => l.message === message && (where?.(l) ?? true));

@@ -243,6 +243,27 @@ describe('failover between operator replicas (OS processes)', function () {
     return { leader, standby: candidates.find((r) => r !== leader)! };
   }
 
+  /**
+   * Replica a, reaching the API server only through `proxy`, leads and has reconciled the
+   * first sites; b, direct, is its watching standby. With a `batch` prefix, twelve more
+   * sites are created and a is writing for them.
+   */
+  async function leaderBehindProxy(batchPrefix?: string): Promise<{ a: Replica; b: Replica; batch: string[]; fault: TcpProxy }> {
+    const fault = await TcpProxy.start({ port: cluster().apiServerPort });
+    proxy = fault;
+    const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), fault.port);
+    const a = await start('a', proxied);
+    await a.waitForMessage('started leading', START_MS);
+    const b = await start('b');
+    await reconciledAll(a, INITIAL_SITES);
+    await leaseWatch.renewedFor('a', MAX_POLL_MS);
+    if (batchPrefix === undefined) return { a, b, batch: [], fault };
+    const batch = Array.from({ length: 12 }, (_, i) => `${batchPrefix}-${i}`);
+    await createSites(batch);
+    await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/${batchPrefix}-`), 30_000, { description: 'a write for the batch' });
+    return { a, b, batch, fault };
+  }
+
   it('lets exactly one of two replicas lead, and only the leader writes', async () => {
     const [a, b] = await Promise.all([start('a'), start('b')]);
     const { leader, standby } = await firstLeader([a, b]);
@@ -345,19 +366,9 @@ describe('failover between operator replicas (OS processes)', function () {
   // blackhole: requests hang (a partition); reset: requests fail at once, so the leader keeps retrying its writes.
   for (const mode of ['blackhole', 'reset'] as const) {
     it(`a leader cut off from the API server (${mode}) stops writing within renewDeadline and the other replica takes over`, async () => {
-      proxy = await TcpProxy.start({ port: cluster().apiServerPort });
-      const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), proxy.port);
-      const a = await start('a', proxied);
-      await a.waitForMessage('started leading', START_MS);
-      const b = await start('b');
-      await reconciledAll(a, INITIAL_SITES);
-      await leaseWatch.renewedFor('a', MAX_POLL_MS);
-
-      const batch = Array.from({ length: 12 }, (_, i) => `cut-${i}`);
-      await createSites(batch);
-      await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/cut-`), 30_000, { description: 'a write for the batch' });
+      const { a, b, batch, fault } = await leaderBehindProxy('cut');
       const cutAt = Date.now();
-      proxy.cut(mode);
+      fault.cut(mode);
 
       const stopped = await a.waitForMessage('stopped leading', RENEW_DEADLINE_MS + 10_000, { where: (l) => l.loggedAt! >= cutAt });
       const led = await b.waitForMessage('started leading', LEASE_MS + 10_000);
@@ -380,7 +391,7 @@ describe('failover between operator replicas (OS processes)', function () {
       await reconciledAll(b, batch, led);
 
       // When the partition heals, a finds b renewing and stays a standby.
-      proxy.restore();
+      fault.restore();
       await leaseWatch.renewedFor('b', LEASE_MS + MAX_POLL_MS + MARGIN_MS);
       expect(a.messages('started leading')).to.have.length(1);
 
@@ -391,25 +402,15 @@ describe('failover between operator replicas (OS processes)', function () {
     });
   }
   it('a leader whose requests are held longer than the lease duration and then delivered: its late writes land after no later term\'s', async () => {
-    proxy = await TcpProxy.start({ port: cluster().apiServerPort });
-    const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), proxy.port);
-    const a = await start('a', proxied);
-    await a.waitForMessage('started leading', START_MS);
-    const b = await start('b');
-    await reconciledAll(a, INITIAL_SITES);
-    await leaseWatch.renewedFor('a', MAX_POLL_MS);
-
-    const batch = Array.from({ length: 12 }, (_, i) => `held-${i}`);
-    await createSites(batch);
-    await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/held-`), 30_000, { description: 'a write for the batch' });
+    const { a, b, batch, fault } = await leaderBehindProxy('held');
     // A slow API server, or a partition that heals: a's bytes wait, then arrive all at once.
     const heldAt = Date.now();
-    proxy.hold('up');
+    fault.hold('up');
     const stopped = await a.waitForMessage('stopped leading', RENEW_DEADLINE_MS + 10_000, { where: (l) => l.loggedAt! >= heldAt });
     const led = await b.waitForMessage('started leading', LEASE_MS + 10_000);
     await reconciledAll(b, batch, led);
-    const heldBytes = proxy.heldBytes().up;
-    proxy.deliver();
+    const heldBytes = fault.heldBytes().up;
+    fault.deliver();
     console.log(`      held ${heldBytes} bytes of a's for ${Date.now() - heldAt} ms; a stopped leading after ${stopped.loggedAt! - heldAt} ms`);
     expect(heldBytes, 'nothing of a\'s was held').to.be.greaterThan(0);
     expect(stopped.loggedAt! - heldAt).to.be.at.most(RENEW_DEADLINE_MS + MARGIN_MS);
@@ -424,22 +425,16 @@ describe('failover between operator replicas (OS processes)', function () {
   });
 
   it('a renewal that commits but whose answer is lost: the leader stops at its renew deadline, the standby waits out the committed renewal', async () => {
-    proxy = await TcpProxy.start({ port: cluster().apiServerPort });
-    const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), proxy.port);
-    const a = await start('a', proxied);
-    await a.waitForMessage('started leading', START_MS);
-    const b = await start('b');
-    await reconciledAll(a, INITIAL_SITES);
-    await leaseWatch.renewedFor('a', MAX_POLL_MS);
+    const { a, b, fault } = await leaderBehindProxy();
 
     // Requests reach the server; their answers never come back.
     const heldAt = Date.now();
-    proxy.hold('down');
+    fault.hold('down');
     const stopped = await a.waitForMessage('stopped leading', RENEW_DEADLINE_MS + 10_000, { where: (l) => l.loggedAt! >= heldAt });
     const led = await b.waitForMessage('started leading', LEASE_MS + 10_000);
     const lastByA = leaseWatch.lastRenewalBy('a')!;
-    proxy.cut();
-    proxy.restore();
+    fault.cut();
+    fault.restore();
     await stopAll();
 
     const renewals = (await readAuditLog(cluster().auditLogPath!)).filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === namespace

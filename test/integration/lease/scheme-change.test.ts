@@ -50,7 +50,7 @@ describe('changing the shard scheme in a rolling update', function () {
       /** Resolves once `group` leads every lease of `shards`, by their own logs. */
       const leadAll = async (group: Replica[], shards: number): Promise<void> => {
         const names = new Set(schemeLeaseNames({ leaseName: LEASE, shards }).map((n) => `${namespace}/${n}`));
-        const held = (): Set<string> => new Set(group.flatMap((r) => leadsNow(r)).filter((l) => names.has(l)));
+        const held = (): Set<string> => new Set(group.flatMap((r) => r.leasesLedNow()).filter((l) => names.has(l)));
         await Promise.race(group.map((r) => r.waitForLog(() => held().size === names.size, 60_000, { description: `${shards} leases held` })));
       };
 
@@ -110,16 +110,4 @@ async function reconciledMore(group: Replica[], count: number): Promise<void> {
   const marks = new Map(group.map((r) => [r, r.lines.length]));
   const done = (): boolean => group.reduce((n, r) => n + r.lines.slice(marks.get(r)).filter((l) => l.message === 'reconciled').length, 0) >= count;
   await Promise.race(group.map((r) => r.waitForLog(done, 60_000, { description: `${count} more reconciles` })));
-}
-
-/** The leases a replica's log says it leads now: 'started leading' not followed by 'stopped leading'. */
-function leadsNow(replica: Replica): string[] {
-  const leading = new Set<string>();
-  for (const line of replica.lines) {
-    const lease = line.json?.lease;
-    if (typeof lease !== 'string') continue;
-    if (line.message === 'started leading') leading.add(lease);
-    if (line.message === 'stopped leading') leading.delete(lease);
-  }
-  return [...leading];
 }

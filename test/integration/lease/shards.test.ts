@@ -84,9 +84,9 @@ describe('elected shards', function () {
     for (const replica of replicas.filter((r) => r !== victim)) {
       const held = after.flatMap((holder, shard) => (holder === replica.name ? [`${namespace}/ha-operator-${shard}`] : []));
       // The lease write is visible through the watch before the replica's log line reaches us.
-      const agrees = (): boolean => JSON.stringify(leadsNow(replica).sort()) === JSON.stringify(held.sort());
+      const agrees = (): boolean => JSON.stringify(replica.leasesLedNow().sort()) === JSON.stringify(held.sort());
       await replica.waitForLog(agrees, 10_000, { description: `${replica.name} leading exactly ${held.join(', ')}` })
-        .catch(() => expect(leadsNow(replica).sort(), `${replica.name}'s own view`).to.deep.equal(held.sort()));
+        .catch(() => expect(replica.leasesLedNow().sort(), `${replica.name}'s own view`).to.deep.equal(held.sort()));
     }
 
     // On SIGTERM a replica leaves the group before it releases its shards, so the others
@@ -109,16 +109,4 @@ function countsOf(holders: Holders): [string, number][] {
   const counts = new Map<string, number>();
   for (const holder of holders) if (holder) counts.set(holder, (counts.get(holder) ?? 0) + 1);
   return [...counts];
-}
-
-/** The leases a replica's log says it leads now: 'started leading' not followed by 'stopped leading'. */
-function leadsNow(replica: Replica): string[] {
-  const leading = new Set<string>();
-  for (const line of replica.lines) {
-    const lease = line.json?.lease;
-    if (typeof lease !== 'string') continue;
-    if (line.message === 'started leading') leading.add(lease);
-    if (line.message === 'stopped leading') leading.delete(lease);
-  }
-  return [...leading];
 }

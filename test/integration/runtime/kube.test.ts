@@ -6,6 +6,7 @@ import { Informer } from '../../../src/runtime/informer.ts';
 import { KubeApiError, KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
 import type { RestClientMetrics } from '../../../src/runtime/metrics.ts';
+import { ControlPlane } from '../../../hack/controlplane/plane.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { waitForObject } from '../support/wait.ts';
 
@@ -27,19 +28,20 @@ async function refusal(promise: Promise<unknown>): Promise<KubeApiError> {
   return outcome as KubeApiError;
 }
 
-/** A kubeconfig for a fresh ServiceAccount of `namespace`, allowed to get and list ConfigMaps there only. */
-async function serviceAccount(namespace: string, name: string): Promise<KubeConfig> {
-  const admin = adminKubeConfig();
+/** A kubeconfig for a fresh ServiceAccount of `namespace`, allowed to get, list and watch ConfigMaps there only. */
+async function serviceAccount(namespace: string, name: string, plane: ControlPlane = cluster()): Promise<KubeConfig> {
+  const admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
   const core = admin.makeApiClient(CoreV1Api);
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }] } });
+  await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] } });
   await rbac.createNamespacedRoleBinding({ namespace, body: {
     metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace }],
   } });
   const { status } = await core.createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 600 } } });
   const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(await cluster().writeKubeconfig(join(cluster().dir, `${namespace}-${name}.kubeconfig`), { token: status!.token! }));
+  kubeConfig.loadFromFile(await plane.writeKubeconfig(join(plane.dir, `${namespace}-${name}.kubeconfig`), { token: status!.token! }));
   return kubeConfig;
 }
 
@@ -87,63 +89,67 @@ describe('KubeClient against the API server', function () {
     expect(error.serverMessage).to.include(`User "system:serviceaccount:${namespace}:reader" cannot create resource "configmaps"`);
   });
 
-  it('honours API Priority and Fairness: requests refused with 429 and Retry-After are retried until they succeed', async function () {
-    this.timeout(120_000);
-    const name = `ha-operator-test-${namespace}`;
-    const flowcontrol = adminKubeConfig().makeApiClient(FlowcontrolApiserverV1Api);
-    // A priority level with the smallest share there is, which rejects (does not queue) what does not fit.
-    await flowcontrol.createPriorityLevelConfiguration({ body: {
-      metadata: { name },
-      spec: { type: 'Limited', limited: { nominalConcurrencyShares: 1, lendablePercent: 0, limitResponse: { type: 'Reject' } } },
-    } });
-    await flowcontrol.createFlowSchema({ body: {
-      metadata: { name },
-      spec: {
-        priorityLevelConfiguration: { name },
-        matchingPrecedence: 100,
-        rules: [{ subjects: [{ kind: 'ServiceAccount', serviceAccount: { name: 'crowded', namespace } }],
-          resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'] }] }],
-      },
-    } });
+  it('honours API Priority and Fairness: requests refused with 429 and Retry-After are retried until they succeed, a paged list in place', async function () {
+    this.timeout(180_000);
+    // A plane of its own, so small (30 requests in flight) that a priority level with the smallest
+    // share has exactly one seat: two requests at once and APF refuses one.
+    const plane = await ControlPlane.start({ binDir: cluster().binDir, apiServerArgs: ['--max-requests-inflight=20', '--max-mutating-requests-inflight=10'] });
     try {
-      // Enough objects that each list takes a moment and more than one seat.
-      await Promise.all(Array.from({ length: 200 }, (_, i) => client.request({
-        method: 'POST', path: configMaps(), body: { metadata: { name: `cm-${i}` }, data: { v: 'x'.repeat(2_000) } }, what: `create ConfigMap cm-${i}`,
+      const admin = new KubeConfig();
+      admin.loadFromFile(plane.kubeconfigPath);
+      const adminClient = new KubeClient(admin);
+      const ns = 'crowded';
+      await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
+      const flowcontrol = admin.makeApiClient(FlowcontrolApiserverV1Api);
+      // Rejects, rather than queues, what does not fit.
+      await flowcontrol.createPriorityLevelConfiguration({ body: {
+        metadata: { name: ns },
+        spec: { type: 'Limited', limited: { nominalConcurrencyShares: 1, lendablePercent: 0, limitResponse: { type: 'Reject' } } },
+      } });
+      await flowcontrol.createFlowSchema({ body: {
+        metadata: { name: ns },
+        spec: {
+          priorityLevelConfiguration: { name: ns },
+          matchingPrecedence: 100,
+          rules: [{ subjects: [{ kind: 'ServiceAccount', serviceAccount: { name: 'crowded', namespace: ns } }],
+            resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'] }] }],
+        },
+      } });
+      await Promise.all(Array.from({ length: 100 }, (_, i) => adminClient.request({
+        method: 'POST', path: `/api/v1/namespaces/${ns}/configmaps`, body: { metadata: { name: `cm-${i}` }, data: { v: 'x'.repeat(2_000) } }, what: `create ConfigMap cm-${i}`,
       })));
-      const crowdedConfig = await serviceAccount(namespace, 'crowded');
-      const metrics = recording();
-      const crowded = new KubeClient(crowdedConfig, { metrics, timeoutMs: 60_000 });
+      const crowdedConfig = await serviceAccount(ns, 'crowded', plane);
       // The API server's APF controller marks the FlowSchema once it has taken it in.
-      await waitForObject<V1FlowSchema>(adminKubeConfig(), '/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas', name,
+      await waitForObject<V1FlowSchema>(admin, '/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas', ns,
         (f) => f?.status?.conditions?.some((c) => c.type === 'Dangling' && c.status === 'False') === true);
-      // Fewer than MAX_RETRIES rounds of the few seats this level has: each request gets through within its retries.
-      await Promise.all(Array.from({ length: 16 }, () => crowded.request({ method: 'GET', path: configMaps(), what: 'list ConfigMaps' })));
-      expect(metrics.codes, 'APF never refused a request').to.include('429');
-      expect(metrics.codes.filter((c) => c !== '200' && c !== '429'), 'answers other than 200 and 429').to.deep.equal([]);
-      console.log(`      ${metrics.codes.filter((c) => c === '429').length} of ${metrics.codes.length} attempts answered 429, every request succeeded in the end`);
 
-      // A paged list refused midway goes on from the same page (continue token), not from page 1.
-      const pages = recording();
-      const informer = new Informer<V1ConfigMap>({
-        client: new KubeClient(crowdedConfig, { metrics: pages, timeoutMs: 60_000 }),
-        resource: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace },
+      // Six informers listing at once in pages of five, through the one seat: each page that finds the
+      // seat taken is refused with 429, waits its Retry-After and is sent again — the same page.
+      const pages = Array.from({ length: 6 }, () => recording());
+      const informers = pages.map((metrics) => new Informer<V1ConfigMap>({
+        client: new KubeClient(crowdedConfig, { metrics, timeoutMs: 120_000 }),
+        resource: { apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace: ns },
         logger: createLogger({ level: 'error', format: 'json' }),
-        pageSize: 10,
+        pageSize: 5,
+        // The paged list: pages are what this is about.
         streamingList: false,
-      });
-      informer.start();
-      const crowd = Promise.all(Array.from({ length: 12 }, () => crowded.request({ method: 'GET', path: configMaps(), what: 'list ConfigMaps' })));
-      await informer.whenSynced();
-      await crowd;
-      await informer.stop();
-      expect(informer.keys().filter((k) => k.startsWith(`${namespace}/cm-`))).to.have.length(200);
-      // 20 pages of 10 (+1 for kube-root-ca.crt spilling over, when that ConfigMap exists), each answered 200 once.
-      const pageAnswers = pages.codes.filter((c) => c === '200').length;
-      expect(pageAnswers).to.be.within(20, 21);
-      console.log(`      the paged list: ${pageAnswers} pages, ${pages.codes.filter((c) => c === '429').length} refusals retried in place`);
+      }));
+      for (const informer of informers) informer.start();
+      await Promise.all(informers.map((i) => i.whenSynced()));
+      await Promise.all(informers.map((i) => i.stop()));
+      const refused = pages.reduce((n, p) => n + p.codes.filter((c) => c === '429').length, 0);
+      console.log(`      ${refused} page requests refused with 429 and retried; each informer: ${pages.map((p) => p.codes.length).join(', ')} attempts`);
+      expect(refused, 'APF never refused a request').to.be.greaterThan(0);
+      for (const [i, informer] of informers.entries()) {
+        expect(informer.keys()).to.have.length(100);
+        expect(informer.listCount).to.equal(1);
+        // Twenty pages, each answered 200 once (and the watch, if it opened before the stop): no list started again from its first page.
+        expect(pages[i]!.codes.filter((c) => c === '200').length).to.be.within(20, 21);
+        // Besides 200 and 429 at most the watch that the stop ended (no response: "<error>").
+        expect(pages[i]!.codes.filter((c) => c !== '200' && c !== '429').length).to.be.at.most(1);
+      }
     } finally {
-      await flowcontrol.deleteFlowSchema({ name });
-      await flowcontrol.deletePriorityLevelConfiguration({ name });
+      await plane.stop();
     }
   });
 });
