@@ -191,12 +191,6 @@ export class LeaseElector {
     return this.observed?.lease.spec?.holderIdentity ?? undefined;
   }
 
-  /** Whether the lease, as last seen, is held by someone (this replica included) and not yet expired by our clock. */
-  heldByAnyone(): boolean {
-    if (!this.observed || this.observed.deleted) return false;
-    return (this.observed.lease.spec?.holderIdentity ?? '') !== '' && !this.expired(this.clock.monotonicMs());
-  }
-
   /**
    * Stops campaigning and renewing, ending the lease request in flight. With
    * `release`, the lease is then given up (holder "" and leaseDurationSeconds

@@ -45,7 +45,6 @@ export type Verb = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export const MediaType = {
   json: 'application/json',
   mergePatch: 'application/merge-patch+json',
-  jsonPatch: 'application/json-patch+json',
   apply: 'application/apply-patch+yaml',
 } as const;
 

@@ -86,7 +86,7 @@ export class LeaseClient {
     }
   }
 
-  /** One watch of the Leases that match `selector` (fieldSelector/labelSelector), from resourceVersion `from` when given. */
+  /** One watch of the Leases that match `selector` (fieldSelector/labelSelector): their current state first, then every change. */
   watch(selector: { fieldSelector?: string; labelSelector?: string }, signal: AbortSignal, onEvent: (event: WatchEvent<Lease>) => void): Promise<WatchEnd> {
     return watch<Lease>(this.client, {
       path: collectionPath(API_VERSION, 'leases', this.namespace),

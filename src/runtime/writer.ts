@@ -224,10 +224,10 @@ export class InFlightRequests {
     }
   }
 
-  /** Requests in flight for keys that match. */
-  count(matches: (key: string) => boolean = () => true): number {
+  /** Requests in flight, all keys together. */
+  count(): number {
     let n = 0;
-    for (const [key, count] of this.byKey) if (matches(key)) n += count;
+    for (const count of this.byKey.values()) n += count;
     return n;
   }
 
