@@ -65,6 +65,8 @@ export async function exportedSeries(): Promise<Catalog> {
   queue.queueLatency(0.01);
   queue.workDuration(0.1);
   queue.retried();
+  metrics.eventMetrics().event('sent');
+  metrics.informerMetrics('websites.ha-operator.example.com').relisted('watch cache');
   const leader = metrics.leaderMetrics();
   leader.leading('ha-operator', true);
   leader.transitioned('ha-operator');

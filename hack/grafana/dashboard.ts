@@ -771,6 +771,24 @@ const rows: Row[] = [
         histogram: 'rest_client_request_duration_seconds',
         selector: TARGET,
       }),
+      timeseries({
+        title: 'Events by outcome',
+        description:
+          'operator_events_total per second: Kubernetes events the reconciles recorded, sent in the background. ' +
+          'duplicate: the server already had that occurrence; failed: refused or unanswered; dropped: the sink was full, ' +
+          'the term had ended, or shutdown came first. Events are best effort; a lasting rate of drops means a slow API server.',
+        unit: 'ops',
+        queries: [{ expr: `sum by (result) (rate(operator_events_total{${TARGET}}[$__rate_interval]))`, legend: '{{result}}' }],
+        overrides: [colorOverride('^(failed|dropped)$', 'red')],
+      }),
+      timeseries({
+        title: 'Informer relists',
+        description:
+          'operator_informer_relists_total per second by informer and where the API server answered: a list after the ' +
+          "first, when a watch could not resume (410). 'watch cache' is cheap; 'etcd' is a consistent read of every object.",
+        unit: 'ops',
+        queries: [{ expr: `sum by (informer, from) (rate(operator_informer_relists_total{${TARGET}}[$__rate_interval]))`, legend: '{{informer}} · {{from}}' }],
+      }),
     ],
   },
   {

@@ -3,6 +3,7 @@ import { systemClock, type Clock, type Timer } from './clock.ts';
 import { shutdownBudgetMs, type Config } from './config.ts';
 import { ABORT_GRACE_MS, Controller, type Reconcile, type ShutdownReport } from './controller.ts';
 import { Discovery } from './discovery.ts';
+import { EventSink } from './events.ts';
 import { LeaseElector, maxLoopTurnMs, type LeaseTiming } from './elector.ts';
 import { LeaseGate, OpenGate, type WriteGate } from './gate.ts';
 import { startHttpServer, type HealthResult, type RunningHttpServer } from './http.ts';
@@ -60,6 +61,8 @@ export class Manager {
   readonly metrics: OperatorMetrics;
   readonly clock: Clock;
   readonly gate: WriteGate;
+  /** Where reconciles record Kubernetes events: sent in the background, fenced like every write. */
+  readonly events: EventSink;
   private readonly client: KubeClient;
   private readonly writers: WriterContext;
   private readonly requests = new InFlightRequests();
@@ -92,6 +95,7 @@ export class Manager {
       userAgent: options.userAgent,
       clock: this.clock,
     };
+    this.events = new EventSink({ context: this.writers, logger: this.logger, metrics: options.metrics.eventMetrics() });
     if (this.config.leaderElection) {
       // A lease request that outlives the renew deadline is of no use to anyone.
       this.createElectors(new LeaseClient(this.client.with({ timeoutMs: this.config.renewDeadlineMs }), this.config.leaseNamespace));
@@ -201,18 +205,22 @@ export class Manager {
     this.logger.info('shutting down', { reason, drainTimeoutMs: this.config.drainTimeoutMs, budgetMs: shutdownBudgetMs(this.config) });
     for (const elector of this.electors) elector.stopCampaigning();
     this.rebalanceTimer?.cancel();
+    const drainStartedMs = this.clock.monotonicMs();
     const report = await step('drained work in flight', async () => {
       const drained = await this.controller?.shutdown(this.config.drainTimeoutMs);
       // Requests end with their reconcile's signal; this only waits for the promises to settle.
       await this.within(ABORT_GRACE_MS, this.requests.whenNone());
       return drained;
     });
+    // The events the drained reconciles recorded go out while the gate is still open, within what is left of the drain.
+    const droppedEvents = await step('sent the events recorded', () =>
+      this.events.flush(drainStartedMs + this.config.drainTimeoutMs - this.clock.monotonicMs()));
     if (report) {
       this.metrics.leaderMetrics().drainDuration(report.durationMs / 1000);
       this.metrics.leaderMetrics().keysLeftQueued(report.leftQueued.length);
       this.logger.info('drain report', {
         drained: report.drained, leftQueued: report.leftQueued.length, aborted: report.aborted, abandoned: report.abandoned,
-        requestsInFlight: this.requests.count(),
+        requestsInFlight: this.requests.count(), eventsDropped: droppedEvents,
       });
     }
     await step('closed the write gate', () => this.gate.close(reason));

@@ -73,6 +73,14 @@ export interface LeaderMetrics {
   keysLeftQueued(n: number): void;
 }
 
+export const EVENT_RESULTS = ['sent', 'duplicate', 'failed', 'dropped'] as const;
+export type EventResult = (typeof EVENT_RESULTS)[number];
+
+export interface EventMetrics {
+  /** sent; duplicate: the server had it (409); failed: refused or no answer; dropped: sink full, not leader, or shutdown. */
+  event(result: EventResult): void;
+}
+
 export interface InformerMetrics {
   relisted(from: 'watch cache' | 'etcd'): void;
 }
@@ -189,6 +197,11 @@ export class OperatorMetrics {
     [],
   );
 
+  private readonly events = this.counter(
+    'operator_events_total',
+    'Kubernetes events the reconciles recorded, by what became of them: sent, duplicate (the server had it), failed, dropped',
+    ['result'],
+  );
   private readonly informerRelists = this.counter(
     'operator_informer_relists_total',
     'Lists of an informer after its first one (its watch could not resume), by where the API server answered from',
@@ -277,6 +290,12 @@ export class OperatorMetrics {
       drainDuration: (seconds) => this.drainDuration.observe(seconds),
       keysLeftQueued: (n) => this.keysLeftQueued.set(n),
     };
+  }
+
+  /** The event sink's counters, at 0 from the start. */
+  eventMetrics(): EventMetrics {
+    for (const result of EVENT_RESULTS) this.events.inc({ result }, 0);
+    return { event: (result) => this.events.inc({ result }) };
   }
 
   /** Instruments for one informer, `informer` as resource.group (deployments.apps); its series start at 0. */

@@ -41,6 +41,7 @@ export function registerWebsiteController(manager: Manager, options: WebsiteCont
     caches: informers,
     writerFor: (key, signal, logger) => manager.writerFor(key, signal, logger),
     read: (ref, signal) => manager.read(ref, signal),
+    recordEvent: (key, event) => manager.events.record(key, event),
     clock: manager.clock,
     reportingInstance: manager.config.podName,
     ...(options.onReconciled ? { onReconciled: options.onReconciled } : {}),

@@ -33,7 +33,6 @@ export interface WebsiteWriter {
   create<T extends KubernetesObject>(desired: T): Promise<T>;
   replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T>;
   applyStatus(target: StatusTarget, status: unknown, resourceVersion?: string): Promise<void>;
-  createEvent(event: EventsV1Event): Promise<void>;
 }
 
 /** Which object to read. */
@@ -58,12 +57,12 @@ export interface ReconcileReport {
    * from a cache that was behind, a lost lease).
    */
   outcome: 'NotFound' | 'Deleting' | 'Applied' | 'InvalidSpec' | 'ApplyFailed' | 'NameTaken' | 'Failed';
-  /** Every write sent through the fenced writer: applies, the status, events. 0 for a converged Website. */
+  /** Every write the pass sent through its fenced writer: creates, applies, the status (events go through the event sink). 0 for a converged Website. */
   writes: number;
   /** The children applied because their cached copy differed from the desired one: "Deployment ns/name (spec.replicas)". */
   applied: string[];
   statusWritten: boolean;
-  /** The reasons of the events recorded. */
+  /** The reasons of the events recorded (sent after the pass, in the background). */
   events: string[];
   error?: unknown;
 }
@@ -81,6 +80,8 @@ export interface WebsiteContext {
   writerFor(key: string, signal: AbortSignal, logger: Logger): WebsiteWriter;
   /** The manager's `read`: one object from the API server, for the owner of a name a create found taken. */
   read(ref: ObjectRef, signal: AbortSignal): Promise<KubernetesObject | undefined>;
+  /** The manager's event sink: returns at once, sends in the background under the key's term. */
+  recordEvent(key: string, event: EventsV1Event): void;
   clock: Pick<Clock, 'wallNow' | 'monotonicMs'>;
   /** events.k8s.io `reportingInstance`: the pod name. */
   reportingInstance: string;
@@ -238,7 +239,7 @@ async function ensureChild<T extends KubernetesObject>(pass: Pass, website: Webs
   pass.report.applied.push(`${what} (${difference})`);
   const digest = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
   const event = childEvent(written, cached, difference, digest);
-  if (event !== undefined) await record(pass, website, event);
+  if (event !== undefined) record(pass, website, event);
   return written;
 }
 
@@ -321,7 +322,7 @@ async function applyOverForeignListItems<T extends KubernetesObject>(pass: Pass,
  */
 async function settle(pass: Pass, website: Website, deployment: V1Deployment | undefined, outcome: ReconcileOutcome): Promise<void> {
   const status = desiredStatus(website, deployment, outcome, pass.context.clock.wallNow());
-  for (const event of conditionEvents(website.status, status)) await record(pass, website, event);
+  for (const event of conditionEvents(website.status, status)) record(pass, website, event);
   if (statusEqual(website.status, status)) return;
   const { name, namespace, resourceVersion } = website.metadata;
   const target: StatusTarget = { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, namespace, name };
@@ -336,20 +337,15 @@ async function settle(pass: Pass, website: Website, deployment: V1Deployment | u
   pass.report.statusWritten = true;
 }
 
-/** Records an event; best effort, like client-go's recorder, except that a refused write (lost lease) still stops the pass. */
-async function record(pass: Pass, website: Website, event: WebsiteEvent): Promise<void> {
-  const body = buildEvent(website, event, pass.context.clock.wallNow(), pass.context.reportingInstance);
-  try {
-    await pass.writer.createEvent(body);
-    pass.report.events.push(event.reason);
-  } catch (error) {
-    if (error instanceof NotLeaderError) throw error;
-    if (isStatus(error, 409)) {
-      pass.logger.debug('event already recorded', { event: body.metadata?.name, reason: event.reason });
-      return;
-    }
-    pass.logger.warn('could not record an event', { reason: event.reason, note: event.note, error: serverMessage(error) });
-  }
+/**
+ * Records an event: it is sent in the background (like client-go's
+ * recorder, best effort), so the pass does not wait for it. Its name is
+ * deterministic per occurrence: a repeated pass records a duplicate the
+ * server refuses, not a second event.
+ */
+function record(pass: Pass, website: Website, event: WebsiteEvent): void {
+  pass.context.recordEvent(pass.key, buildEvent(website, event, pass.context.clock.wallNow(), pass.context.reportingInstance));
+  pass.report.events.push(event.reason);
 }
 
 /**

@@ -181,6 +181,8 @@ describe('grafana/dashboards/ha-operator.json', () => {
       'workqueue_retries_total',
       'workqueue_longest_running_processor_seconds',
       'rest_client_requests_total',
+      'operator_events_total',
+      'operator_informer_relists_total',
       'rest_client_request_duration_seconds_bucket',
       'process_cpu_seconds_total',
       'process_resident_memory_bytes',

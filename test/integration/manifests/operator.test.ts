@@ -124,10 +124,6 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     expect((await core.readNamespacedService({ namespace, name: 'home' })).metadata?.ownerReferences?.[0]).to.include(owned);
     expect((await core.readNamespacedConfigMap({ namespace, name: 'home-content' })).metadata?.ownerReferences?.[0]).to.include(owned);
 
-    // Events created through events.k8s.io/v1.
-    const events = await adminKubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace });
-    expect(events.items.filter((e) => e.reportingController === REPORTING_CONTROLLER), 'events by the operator').to.not.be.empty;
-
     // Only the leader wrote.
     const writes = (r: Replica) => r.messages('write', (l) => l.json?.key === `${namespace}/home`).length;
     expect(writes(leader)).to.be.greaterThan(0);
@@ -137,6 +133,11 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     leader.sigterm();
     await leader.waitForMessage('released lease', 30_000);
     expect((await leader.exited).code).to.equal(0);
+
+    // Events created through events.k8s.io/v1: sent in the background, and by the time the leader
+    // exits (its shutdown sends what its reconciles recorded before the gate closes).
+    const events = await adminKubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace });
+    expect(events.items.filter((e) => e.reportingController === REPORTING_CONTROLLER), 'events by the operator').to.not.be.empty;
     await standby.waitForMessage('started leading', 30_000);
     const lease = await adminKubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: 'ha-operator' });
     expect(lease.spec?.holderIdentity).to.equal(standby.name);

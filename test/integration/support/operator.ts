@@ -27,6 +27,13 @@ export function installWebsiteCrd(): Promise<void> {
   return crdInstalled;
 }
 
+const running = new Set<Manager>();
+
+/** Resolves once every operator running in this process has sent the events its reconciles recorded so far. */
+export async function eventsSent(): Promise<void> {
+  await Promise.all([...running].map((manager) => manager.events.whenIdle()));
+}
+
 /** An operator running in this process against the test plane, watching one namespace. */
 export interface TestOperator {
   readonly namespace: string;
@@ -101,6 +108,7 @@ export async function startOperator(namespace: string, env: Record<string, strin
     });
 
   await manager.start((reason) => logger.error('fatal', { reason }));
+  running.add(manager);
   return {
     namespace,
     manager,
@@ -117,6 +125,7 @@ export async function startOperator(namespace: string, env: Record<string, strin
     },
     async stop() {
       await manager.shutdown('test finished');
+      running.delete(manager);
     },
   };
 }

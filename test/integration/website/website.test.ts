@@ -19,7 +19,7 @@ import { CONTENT_HASH_ANNOTATION } from '../../../src/website/desired.ts';
 import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
 import { WEBSITE_GROUP, WEBSITE_PLURAL, WEBSITE_VERSION, type Website, type WebsiteCondition, type WebsiteSpec } from '../../../src/website/types.ts';
 import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
-import { installWebsiteCrd, startOperator, untilCached, type TestOperator } from '../support/operator.ts';
+import { eventsSent, installWebsiteCrd, startOperator, untilCached, type TestOperator } from '../support/operator.ts';
 import { waitForObject } from '../support/wait.ts';
 import { apiError } from '../support/api.ts';
 
@@ -83,7 +83,9 @@ function settled(reason: string): (w: Website) => boolean {
   return (w) => w.status?.observedGeneration === w.metadata.generation && condition(w, 'Ready')?.reason === reason;
 }
 
+/** The operator's events about the Website `name`, once the operators of this process have sent what they recorded. */
 async function eventsFor(ns: string, name: string): Promise<EventsV1Event[]> {
+  await eventsSent();
   const list = await eventsApi.listNamespacedEvent({ namespace: ns });
   return list.items.filter((e) => e.regarding?.name === name && e.reportingController === REPORTING_CONTROLLER);
 }
@@ -198,6 +200,22 @@ describe('the Website controller against a real control plane', function () {
       expect(report.writes, JSON.stringify(report.applied)).to.equal(0);
     }
     expect(await readAll(ns, 'idle')).to.deep.equal(before);
+  });
+
+  it('does not wait for its events: a new Website\'s reconcile sends its writes only, the events go out after it', async () => {
+    const { ns, op } = await run('web-events');
+    const reconciled = op.nextReconcile((r) => r.key === `${ns}/quick` && r.outcome === 'Applied');
+    await createWebsite(ns, 'quick', { replicas: 0 });
+    const report = await reconciled;
+    // The pass's own writes (creates, the hand-over of their fields, the status): no event among them.
+    const writes = op.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.message === 'write' && l.reconcileID === report.reconcileID).map((l) => String(l.write));
+    expect(writes).to.have.length(report.writes);
+    expect(writes.filter((w) => w.startsWith('create event')), 'the reconcile sent an event itself').to.deep.equal([]);
+    expect(writes.filter((w) => w.startsWith('create '))).to.have.length(3);
+    expect(report.events).to.deep.equal(['Created', 'Created', 'Created']);
+    const created = (await eventsFor(ns, 'quick')).filter((e) => e.reason === 'Created').map((e) => e.note).sort();
+    expect(created).to.deep.equal(['created ConfigMap quick-content', 'created Deployment quick', 'created Service quick']);
   });
 
   it('restores children that are deleted or edited by hand', async () => {
