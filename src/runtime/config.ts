@@ -53,11 +53,11 @@ export interface Config {
  * not count: stopping the elector ends it.
  */
 export function shutdownBudgetMs(c: Pick<Config, 'drainTimeoutMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'leaderElection'>): number {
-  return c.drainTimeoutMs + SHUTDOWN_ABORT_GRACE_MS + (c.leaderElection ? c.retryPeriodMs + c.renewDeadlineMs : 0) + SHUTDOWN_MARGIN_MS;
+  return c.drainTimeoutMs + ABORT_GRACE_MS + (c.leaderElection ? c.retryPeriodMs + c.renewDeadlineMs : 0) + SHUTDOWN_MARGIN_MS;
 }
 
-/** How long the shutdown waits for the reconciles it aborted to return (controller.ts ABORT_GRACE_MS). */
-export const SHUTDOWN_ABORT_GRACE_MS = 1_000;
+/** How long the shutdown waits for the reconciles it aborted to return (Controller.shutdown). */
+export const ABORT_GRACE_MS = 1_000;
 const SHUTDOWN_MARGIN_MS = 2_000;
 
 /** Lists every invalid setting, one line each, so an operator can fix them all in one go. */
@@ -279,7 +279,7 @@ function checkShutdownBudget(r: EnvReader, c: Config): void {
   if (budget > c.terminationGracePeriodMs) {
     r.problems.push(
       `TERMINATION_GRACE_PERIOD_SECONDS=${c.terminationGracePeriodMs / 1000}: the shutdown may take ${budget / 1000} s ` +
-        `(DRAIN_TIMEOUT_SECONDS=${c.drainTimeoutMs / 1000} + ${SHUTDOWN_ABORT_GRACE_MS / 1000} s for aborted reconciles` +
+        `(DRAIN_TIMEOUT_SECONDS=${c.drainTimeoutMs / 1000} + ${ABORT_GRACE_MS / 1000} s for aborted reconciles` +
         `${c.leaderElection ? ` + RETRY_PERIOD_SECONDS=${c.retryPeriodMs / 1000} to leave the group + RENEW_DEADLINE_SECONDS=${c.renewDeadlineMs / 1000} to release the leases` : ''} + ${SHUTDOWN_MARGIN_MS / 1000} s), ` +
         'so the kubelet would kill the process before it released its leases: raise the grace period or lower DRAIN_TIMEOUT_SECONDS',
     );

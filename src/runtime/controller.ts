@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { systemClock, type Clock } from './clock.ts';
-import { SHUTDOWN_ABORT_GRACE_MS } from './config.ts';
+import { ABORT_GRACE_MS } from './config.ts';
 import { ReconcileError, describeError, isPanic } from './errors.ts';
 import { isStatus } from './kube.ts';
 import { objectKey, type Informer, type InformerEvent } from './informer.ts';
@@ -15,9 +15,6 @@ export type ReconcileAction = { requeueAfterMs: number } | undefined;
 
 /** How long a reconcile may go on ignoring its aborted signal before a warning says so. */
 export const STUCK_AFTER_ABORT_MS = 5_000;
-
-/** How long shutdown waits, after aborting the reconciles the drain left running, for them to return. */
-export const ABORT_GRACE_MS = SHUTDOWN_ABORT_GRACE_MS;
 
 export interface ReconcileContext {
   /** Aborted on timeout, on loss of leadership for this key, and on shutdown after the drain deadline. */

@@ -1,7 +1,7 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { systemClock, type Clock, type Timer } from './clock.ts';
-import { shutdownBudgetMs, type Config } from './config.ts';
-import { ABORT_GRACE_MS, Controller, type Reconcile, type ShutdownReport } from './controller.ts';
+import { ABORT_GRACE_MS, shutdownBudgetMs, type Config } from './config.ts';
+import { Controller, type Reconcile, type ShutdownReport } from './controller.ts';
 import { Discovery } from './discovery.ts';
 import { EventSink } from './events.ts';
 import { LeaseElector, maxLoopTurnMs, type LeaseTiming } from './elector.ts';

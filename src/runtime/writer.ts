@@ -89,7 +89,7 @@ export class FencedWriter {
    * stays as created and a debug line says so.
    */
   async create<T extends KubernetesObject>(desired: T): Promise<T> {
-    const { collection, path, what } = await this.locate(desired, 'create');
+    const { collection, path, target, what } = await this.locate(desired, 'create');
     let object = await this.send<T>({ method: 'POST', path: collection, query: { fieldManager: this.context.fieldManager }, body: desired, what });
     for (let attempt = 0; attempt < 3; attempt++) {
       const managed = (object.metadata?.managedFields ?? []) as ManagedFieldsEntry[];
@@ -102,11 +102,11 @@ export class FencedWriter {
           path,
           body: { metadata: { resourceVersion: object.metadata?.resourceVersion, managedFields: handedOver } },
           contentType: MediaType.mergePatch,
-          what: `hand the fields of the new ${what.slice('create '.length)} to field manager ${this.context.fieldManager}'s apply`,
+          what: `hand the fields of the new ${target} to field manager ${this.context.fieldManager}'s apply`,
         });
       } catch (error) {
         if (!isStatus(error, 409)) throw error;
-        object = await this.send<T>({ method: 'GET', path, what: `read ${what.slice('create '.length)}` }, false);
+        object = await this.send<T>({ method: 'GET', path, what: `read ${target}` }, false);
       }
     }
     this.logger.debug('the fields of a new object stay with the create', { object: what });
@@ -165,16 +165,13 @@ export class FencedWriter {
     });
   }
 
-  private async locate(object: KubernetesObject, verb: string): Promise<{ collection: string; path: string; what: string }> {
+  private async locate(object: KubernetesObject, verb: string): Promise<{ collection: string; path: string; target: string; what: string }> {
     const { apiVersion = '', kind = '' } = object;
     const { name = '', namespace } = object.metadata ?? {};
     const resource = await this.context.discovery.resourceFor(apiVersion, kind);
     const ns = resource.namespaced ? namespace : undefined;
-    return {
-      collection: collectionPath(apiVersion, resource.plural, ns),
-      path: objectPath(apiVersion, resource.plural, ns, name),
-      what: `${verb} ${kind} ${describe(ns, name)}`,
-    };
+    const target = `${kind} ${describe(ns, name)}`;
+    return { collection: collectionPath(apiVersion, resource.plural, ns), path: objectPath(apiVersion, resource.plural, ns, name), target, what: `${verb} ${target}` };
   }
 
   /** Sends one request under the gate's permit; `counts` says whether it is a write (reads are bounded the same way). */

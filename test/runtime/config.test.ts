@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { hostname } from 'node:os';
 
-import { type Config, ConfigError, SHUTDOWN_ABORT_GRACE_MS, loadConfig, shutdownBudgetMs } from '../../src/runtime/config.ts';
-import { ABORT_GRACE_MS } from '../../src/runtime/controller.ts';
+import { type Config, ConfigError, loadConfig, shutdownBudgetMs } from '../../src/runtime/config.ts';
 
 const outsideCluster = (): undefined => undefined;
 
@@ -118,7 +117,6 @@ describe('loadConfig', () => {
     it('is the drain, the grace for aborted reconciles, leaving the group (retryPeriod), the release (renewDeadline) and a margin', () => {
       expect(shutdownBudgetMs(load({}))).to.equal(20_000 + 1_000 + 2_000 + 10_000 + 2_000);
       expect(shutdownBudgetMs(load({ LEADER_ELECTION: 'false' }))).to.equal(20_000 + 1_000 + 2_000);
-      expect(SHUTDOWN_ABORT_GRACE_MS).to.equal(ABORT_GRACE_MS);
     });
 
     it('must fit in TERMINATION_GRACE_PERIOD_SECONDS, which the defaults do at 35 s and not at the pod default of 30 s', () => {

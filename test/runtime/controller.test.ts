@@ -3,8 +3,8 @@ import { Writable } from 'node:stream';
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { sleep } from '../../src/runtime/clock.ts';
+import { ABORT_GRACE_MS } from '../../src/runtime/config.ts';
 import {
-  ABORT_GRACE_MS,
   Controller,
   STUCK_AFTER_ABORT_MS,
   controllerOwnerKey,
