@@ -248,7 +248,13 @@ describe('failover between operator replicas (OS processes)', function () {
    * first sites; b, direct, is its watching standby. With a `batch` prefix, twelve more
    * sites are created and a is writing for them.
    */
-  async function leaderBehindProxy(batchPrefix?: string): Promise<{ a: Replica; b: Replica; batch: string[]; fault: TcpProxy }> {
+  /**
+   * a leads through a proxy, b is its standby; with a batch, a is writing it.
+   * `holdingWrites`: the batch's first write is held in the proxy on return
+   * (its bytes wait, with everything else a sends), so a reconcile is in flight
+   * for certain whatever the machine's speed.
+   */
+  async function leaderBehindProxy(batchPrefix?: string, { holdingWrites = false } = {}): Promise<{ a: Replica; b: Replica; batch: string[]; fault: TcpProxy }> {
     const fault = await TcpProxy.start({ port: cluster().apiServerPort });
     proxy = fault;
     const proxied = await writeProxiedKubeconfig(cluster().kubeconfigPath, join(cluster().dir, `${namespace}-a.kubeconfig`), fault.port);
@@ -259,6 +265,7 @@ describe('failover between operator replicas (OS processes)', function () {
     await leaseWatch.renewedFor('a', MAX_POLL_MS);
     if (batchPrefix === undefined) return { a, b, batch: [], fault };
     const batch = Array.from({ length: 12 }, (_, i) => `${batchPrefix}-${i}`);
+    if (holdingWrites) fault.hold('up');
     await createSites(batch);
     await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/${batchPrefix}-`), 30_000, { description: 'a write for the batch' });
     return { a, b, batch, fault };
@@ -366,9 +373,11 @@ describe('failover between operator replicas (OS processes)', function () {
   // blackhole: requests hang (a partition); reset: requests fail at once, so the leader keeps retrying its writes.
   for (const mode of ['blackhole', 'reset'] as const) {
     it(`a leader cut off from the API server (${mode}) stops writing within renewDeadline and the other replica takes over`, async () => {
-      const { a, b, batch, fault } = await leaderBehindProxy('cut');
+      const { a, b, batch, fault } = await leaderBehindProxy('cut', { holdingWrites: true });
       const cutAt = Date.now();
       fault.cut(mode);
+      // The held bytes died with their connections; new ones meet the cut.
+      fault.deliver('up');
 
       const stopped = await a.waitForMessage('stopped leading', RENEW_DEADLINE_MS + 10_000, { where: (l) => l.loggedAt! >= cutAt });
       const led = await b.waitForMessage('started leading', LEASE_MS + 10_000);
