@@ -295,16 +295,11 @@ describe('failover between operator replicas (OS processes)', function () {
   });
 
   it('on SIGTERM the leader drains, closes the gate, releases the lease and exits 0; the standby leads within 1 s', async () => {
-    const a = await start('a');
-    await a.waitForMessage('started leading', START_MS);
-    const b = await start('b');
-    await reconciledAll(a, INITIAL_SITES);
-
-    const batch = Array.from({ length: 12 }, (_, i) => `batch-${i}`);
-    await createSites(batch);
-    // Reconciles of the batch are running now.
-    await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/batch-`), 30_000, { description: 'a write for the batch' });
+    // A reconcile of the batch is in flight at the signal for certain: its write waits in the proxy until a is shutting down.
+    const { a, b, batch, fault } = await leaderBehindProxy('batch', { holdingWrites: true });
     a.sigterm();
+    await a.waitForMessage('shutting down', 5_000);
+    fault.deliver('up');
     const exit = await a.exited;
     expect(exit.code, `a exited with ${exit.signal ?? exit.code}:\n${a.tail()}`).to.equal(0);
 
