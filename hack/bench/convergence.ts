@@ -15,7 +15,7 @@
  * 'reconciled' line; resident memory (VmRSS and process_resident_memory_bytes)
  * with the N Websites and their children cached; the load average.
  */
-import { buildOperator } from '../build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
 import { loadAverage, metricMiB, rssMiB, startPlane, watchedWebsites } from './websites.ts';
 
@@ -48,6 +48,7 @@ for (const concurrency of concurrencies) {
     const spawnAt = performance.now();
     const replica = await Replica.start({
       entry,
+      nodeArgs: [...OPERATOR_NODE_FLAGS],
       name: `conv-${concurrency}`,
       kubeconfig: plane.kubeconfigPath,
       leaseNamespace: namespace,

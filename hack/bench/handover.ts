@@ -15,7 +15,7 @@
  */
 import { resolve } from 'node:path';
 import { ControlPlane } from '../controlplane/plane.ts';
-import { buildOperator } from '../build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
@@ -68,6 +68,7 @@ async function measure(namespace: string, env: Record<string, string>, signal: '
   const start = async (): Promise<Replica> => {
     const replica = await Replica.start({
       entry,
+      nodeArgs: [...OPERATOR_NODE_FLAGS],
       name: `r${++serial}`,
       kubeconfig: plane.kubeconfigPath,
       leaseNamespace: namespace,

@@ -10,7 +10,7 @@
  *   node hack/bench/latency.ts [N=100] [RATE=20] [SECONDS=30] [CONCURRENCY=2]
  */
 import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
-import { buildOperator } from '../build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
 import { loadAverage, percentile, sleep, startPlane, watchedWebsites, websiteName } from './websites.ts';
 
@@ -33,6 +33,7 @@ try {
   const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
   const replica = await Replica.start({
     entry,
+    nodeArgs: [...OPERATOR_NODE_FLAGS],
     name: 'latency',
     kubeconfig: plane.kubeconfigPath,
     leaseNamespace: namespace,

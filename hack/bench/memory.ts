@@ -23,7 +23,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadYaml, type V1Deployment } from '@kubernetes/client-node';
-import { buildOperator } from '../build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { MemoryCgroup } from '../lib/memory-cgroup.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
@@ -59,6 +59,7 @@ try {
   await plane.kubectl(['apply', '-f', leasePath]);
   const replica = await Replica.start({
     entry,
+    nodeArgs: [...OPERATOR_NODE_FLAGS],
     ...(launcher ? { launcher } : {}),
     name: 'memory',
     kubeconfig: plane.kubeconfigPath,

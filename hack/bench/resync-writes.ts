@@ -8,7 +8,7 @@
  *
  *   node hack/bench/resync-writes.ts [N=200]
  */
-import { buildOperator } from '../build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
 import { loadAverage, sleep, startPlane, watchedWebsites } from './websites.ts';
 
@@ -21,7 +21,7 @@ const PERIOD_S = 5;
 const { plane, kubeConfig } = await startPlane();
 try {
   const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
-  const options = { entry, kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
+  const options = { entry, nodeArgs: [...OPERATOR_NODE_FLAGS], kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
   const first = await Replica.start({ ...options, name: 'converge', env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: '4' } });
   await watch.untilConverged(10 * 60_000, { count });
   await quiet(first, 2000);

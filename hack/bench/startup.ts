@@ -12,7 +12,7 @@
  *
  *   node hack/bench/startup.ts [TRIALS=10]
  */
-import { buildOperator } from '../build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
 import { loadAverage, percentile, rssMiB, startPlane, watchedWebsites } from './websites.ts';
 
@@ -22,8 +22,8 @@ const namespace = 'startup';
 
 const bundle = await buildOperator();
 const variants = [
-  { name: 'bundle (dist/main.mjs)', entry: bundle, nodeArgs: [] },
-  { name: 'bundle + --enable-source-maps', entry: bundle, nodeArgs: ['--enable-source-maps'] },
+  { name: 'bundle (dist/main.mjs)', entry: bundle, nodeArgs: [...OPERATOR_NODE_FLAGS] },
+  { name: 'bundle + --enable-source-maps', entry: bundle, nodeArgs: [...OPERATOR_NODE_FLAGS, '--enable-source-maps'] },
   { name: 'sources (node src/main.ts)', entry: undefined, nodeArgs: [] },
 ];
 interface Sample {
@@ -37,7 +37,7 @@ const { plane, kubeConfig } = await startPlane();
 const loadBefore = loadAverage();
 try {
   const { watch } = await watchedWebsites(plane, kubeConfig, namespace, websites);
-  const converging = await startReplica('converge', bundle, []);
+  const converging = await startReplica('converge', bundle, [...OPERATOR_NODE_FLAGS]);
   await watch.untilConverged(300_000, { count: websites });
   await converging.stop();
   await watch.stop();

@@ -9,7 +9,7 @@ import {
   EventsV1Api,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { buildOperator } from '../../../hack/build.ts';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../../../hack/build.ts';
 import { Replica, type LogLine } from '../../../hack/lib/replica.ts';
 import { LEASE_GROUP_LABEL, LEASE_ROLE_LABEL } from '../../../src/runtime/membership.ts';
 import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
@@ -41,6 +41,7 @@ function startReplica(name: string, kubeconfig: string, env: Record<string, stri
   return Replica.start({
     name,
     entry: operatorEntry,
+    nodeArgs: [...OPERATOR_NODE_FLAGS],
     kubeconfig,
     // Placeholders: LEASE_NAMESPACE is removed below so that it defaults to POD_NAMESPACE, as in the pod.
     leaseNamespace: OPERATOR_NAMESPACE,
