@@ -22,7 +22,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
-import { MAX_TIMER_MS, sleep, systemClock, type Clock } from './clock.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
 import type { RestClientMetrics } from './metrics.ts';
 
 /** Every request ends by then unless it says otherwise. */
@@ -210,11 +210,18 @@ export class KubeClient {
     const remainingMs = deadlineMs - this.clock.monotonicMs();
     const startedMs = this.clock.monotonicMs();
     let code = NO_RESPONSE_CODE;
-    const signals = [request.signal, streaming ? undefined : AbortSignal.timeout(Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(remainingMs))))]
-      .filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length === 1 ? signals[0] : AbortSignal.any(signals);
+    // One controller per attempt, ended by the caller's signal or the deadline, and both let go
+    // of when the attempt ends: AbortSignal.timeout and AbortSignal.any would keep a timer and a
+    // signal per request alive for the whole deadline, thousands of them under load.
+    const attempt = new AbortController();
+    const signal = attempt.signal;
+    const onCallerAbort = (): void => attempt.abort(request.signal?.reason);
+    if (request.signal?.aborted) onCallerAbort();
+    else request.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const deadline = streaming ? undefined
+      : this.clock.setTimer(() => attempt.abort(new DOMException('deadline passed', 'TimeoutError')), Math.max(1, Math.ceil(remainingMs)));
     try {
-      if (signal?.aborted) throw signal.reason;
+      if (signal.aborted) throw signal.reason;
       const headers = await this.headers(request, body);
       const dispatcher = await this.dispatcher();
       const response = await dispatcher.request({
@@ -223,7 +230,7 @@ export class KubeClient {
         method: request.method,
         headers,
         ...(body === undefined ? {} : { body }),
-        ...(signal ? { signal } : {}),
+        signal,
         // The deadline (or the caller, for a watch) decides; undici's own 300 s timeouts would only hide that.
         headersTimeout: 0,
         bodyTimeout: 0,
@@ -236,9 +243,12 @@ export class KubeClient {
       return { status: response.statusCode, retryAfterSeconds, text };
     } catch (error) {
       if (error instanceof KubeApiError) throw error;
-      const reason: unknown = signal?.aborted ? signal.reason : error;
+      const reason: unknown = signal.aborted ? signal.reason : error;
       throw new KubeApiError(request.what, undefined, undefined, describeReason(reason), undefined, { cause: reason });
     } finally {
+      deadline?.cancel();
+      // A stream keeps listening: its body must still end when the caller aborts.
+      if (!streaming || code !== '200') request.signal?.removeEventListener('abort', onCallerAbort);
       this.metrics.observe(request.method, this.host, code, (this.clock.monotonicMs() - startedMs) / 1000);
     }
   }

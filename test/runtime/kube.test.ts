@@ -1,6 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { getEventListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 
 import { KubeApiError, KubeClient, MAX_RETRIES, NO_RESPONSE_CODE, isStatus } from '../../src/runtime/kube.ts';
@@ -136,6 +137,34 @@ describe('KubeClient', () => {
       expect(error.code).to.equal(undefined);
       expect(error.message).to.equal('read x: no response: deadline passed');
       expect(metrics.observed.map((o) => o[2])).to.deep.equal([NO_RESPONSE_CODE]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('keeps its deadline on the client\'s clock, and leaves no timer or abort listener behind once answered', async () => {
+    // A deadline timer that outlived its request (AbortSignal.timeout does) kept a Timeout, an
+    // AbortSignal and its bookkeeping alive for the whole deadline: ~10,000 after 1,000 reconciles.
+    let answerFirst!: () => void;
+    const server = await standIn((_req, res, index) => {
+      if (index === 0) answerFirst = () => json(res, 200, {});
+    });
+    try {
+      const clock = new FakeClock();
+      const client = new KubeClient(kubeConfig(server.url), { clock, timeoutMs: 5_000 });
+      const term = new AbortController();
+      const answered = client.request({ method: 'GET', path: '/a', signal: term.signal, what: 'read a' });
+      await server.arrived;
+      expect(clock.pendingTimers(), 'the deadline of the request in flight').to.equal(1);
+      answerFirst();
+      await answered;
+      expect(clock.pendingTimers(), 'timers left after the answer').to.equal(0);
+      expect(getEventListeners(term.signal, 'abort'), 'listeners left on the caller\'s signal').to.have.length(0);
+
+      const unanswered = failure(client.request({ method: 'GET', path: '/b', signal: term.signal, what: 'read b' }));
+      await clock.advance(5_000);
+      expect((await unanswered).message).to.equal('read b: no response: deadline passed');
+      expect(getEventListeners(term.signal, 'abort')).to.have.length(0);
     } finally {
       await server.close();
     }
