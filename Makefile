@@ -5,7 +5,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_DEPS := node_modules/.installed
-BENCHES := bench-queue bench-handover bench-convergence bench-resync bench-startup bench-memory bench-latency
+BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency
 
 .PHONY: help deps system-deps controlplane build typecheck lint test test-unit test-integration \
         run cluster-up cluster-down clean grafana study chaos bench $(BENCHES)
@@ -92,6 +92,10 @@ bench-handover: deps controlplane
 
 bench-convergence: deps controlplane
 	node hack/bench/convergence.ts 1000 1,4,16
+
+# This code's CPU per converged Website against the commit before issue 17's request layer, in the same run.
+bench-cpu: deps controlplane
+	node hack/bench/cpu.ts ffe2868 1000 3
 
 bench-resync: deps controlplane
 	node hack/bench/resync-writes.ts 200

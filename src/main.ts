@@ -17,16 +17,27 @@ function readConfig(): Config {
     return loadConfig(process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`ha-operator: invalid configuration\n${error.message}\n`);
+    process.stderr.write(`ha-operator: ${error.message}\n`);
     process.exit(2);
   }
+}
+
+/** The kubeconfig of KUBECONFIG, ~/.kube/config or the pod's service account; exit 2 with one line when it cannot be read. */
+function readKubeConfig(): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  try {
+    kubeConfig.loadFromDefault();
+  } catch (error) {
+    process.stderr.write(`ha-operator: cannot load the kubeconfig: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  }
+  return kubeConfig;
 }
 
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
+  const kubeConfig = readKubeConfig();
   // Names this replica on every request, so the API server's audit log (and its own logs) tell replicas apart.
   const userAgent = `${FIELD_MANAGER}/${packageJson.version} (${config.podName})`;
   const manager = new Manager({ config, kubeConfig, logger, metrics: new OperatorMetrics(), fieldManager: FIELD_MANAGER, userAgent });
@@ -59,6 +70,8 @@ async function main(): Promise<void> {
   });
 
   logger.info('starting', {
+    // Node's start-up and the evaluation of the program, until here (performance's origin is the process start).
+    loadedInMs: Math.round(performance.now()),
     identity: config.podName,
     leaderElection: config.leaderElection,
     lease: `${config.leaseNamespace}/${config.leaseName}`,
@@ -66,7 +79,7 @@ async function main(): Promise<void> {
     server: kubeConfig.getCurrentCluster()?.server,
   });
   await manager.start((reason) => void stop(reason, 1));
-  logger.info('running', { httpPort: manager.httpPort });
+  logger.info('running', { httpPort: manager.httpPort, sinceProcessStartMs: Math.round(performance.now()) });
 }
 
 /** Flushes the log stream before exiting, so the last lines of the shutdown are not lost. */

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the Website benchmarks (convergence.ts, resync-writes.ts,
+ * Shared pieces of the Website benchmarks (convergence.ts, cpu.ts, resync-writes.ts,
  * memory.ts, latency.ts, startup.ts): a local control plane with the Website
  * CRD, many Websites created quickly by server-side apply in parallel, and the
  * machine's load average and a process's resident memory. The watch that says
@@ -7,6 +7,7 @@
  *
  * Not a benchmark itself; the scripts import it.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
@@ -72,6 +73,18 @@ export function rssMiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!match) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(match[1]) / 1024;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ; 100 on Linux). */
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU seconds a process has used so far (user + system), from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  // The command name (field 2) is in parentheses and may hold spaces; count fields after it.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 /** A byte-valued gauge (process_resident_memory_bytes, say) from a replica's /metrics, in MiB. */

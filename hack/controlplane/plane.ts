@@ -130,6 +130,11 @@ export class ControlPlane {
       .filter((pid): pid is number => pid !== undefined);
   }
 
+  /** The process ids of etcd and kube-apiserver now (for the benchmarks' CPU readings). */
+  componentPids(): { etcd: number | undefined; apiServer: number | undefined } {
+    return { etcd: this.etcd?.running ? this.etcd.pid : undefined, apiServer: this.apiServer?.running ? this.apiServer.pid : undefined };
+  }
+
   /** Kills kube-apiserver (SIGKILL: an outage, not a shutdown); etcd keeps the data. */
   async killApiServer(): Promise<void> {
     const proc = this.apiServer;

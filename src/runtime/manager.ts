@@ -171,9 +171,13 @@ export class Manager {
       health: { live: () => this.liveness(), ready: () => this.readiness() },
       logger: this.logger,
     });
+    const listingFromMs = this.clock.monotonicMs();
     for (const informer of this.informers) informer.start();
     await Promise.all(this.informers.map((i) => i.whenSynced()));
-    this.logger.info('caches synced', { informers: this.informers.map((i) => i.resource.plural) });
+    this.logger.info('caches synced', {
+      informers: this.informers.map((i) => i.resource.plural),
+      durationMs: Math.round(this.clock.monotonicMs() - listingFromMs),
+    });
     this.controller?.start();
     if (this.gate instanceof OpenGate) this.queueShard(undefined);
     this.membership?.start();

@@ -1,0 +1,152 @@
+/**
+ * Operator CPU per converged Website, this code against an older commit's, in
+ * the same run (issue 17). Each round runs both bundles, in alternating order,
+ * each on a fresh plane: N Websites exist, ONE replica (LEADER_ELECTION=false)
+ * starts and converges them from cold, and the round prints:
+ * - operator CPU seconds (utime + stime from /proc/<pid>/stat at the moment
+ *   the last Website converged), per converged Website and per reconcile;
+ * - objects/s from spawn to the last Website converged;
+ * - kube-apiserver and etcd CPU seconds over the same span;
+ * - spawn → `running` and spawn → first `reconciled`.
+ * Each bundle runs as its image ran it: the older one with its own build
+ * script and no node flags, this one with OPERATOR_NODE_FLAGS.
+ *
+ *   node hack/bench/cpu.ts [baseline=ffe2868] [N=1000] [rounds=3]
+ *
+ * The older bundle is built once per commit under .tmp/baseline/<commit>
+ * (git archive, npm ci, its own hack/build.ts). ffe2868 is the code issue 17
+ * measured: the last commit before the raw-JSON request layer.
+ * Goal: CPU per converged Website at most half of the baseline's; spawn →
+ * first reconcile at most 60 % of it. Compare the ratios, not the absolute
+ * figures: the machine is shared.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
+import { Replica, REPO_ROOT } from '../lib/replica.ts';
+import { cpuSeconds, loadAverage, percentile, startPlane, watchedWebsites } from './websites.ts';
+
+const baselineRev = process.argv[2] ?? 'ffe2868';
+const count = Number(process.argv[3] ?? 1000);
+const rounds = Number(process.argv[4] ?? 3);
+
+interface Variant {
+  name: string;
+  entry: string;
+  nodeArgs: string[];
+}
+
+interface Run {
+  variant: string;
+  round: number;
+  operatorCpuS: number;
+  reconciles: number;
+  convergedS: number;
+  apiServerCpuS: number;
+  etcdCpuS: number;
+  runningMs: number;
+  firstReconcileMs: number;
+  load: string;
+}
+
+const variants: Variant[] = [
+  { name: `baseline ${baselineRev}`, entry: baselineBundle(baselineRev), nodeArgs: [] },
+  { name: 'this code', entry: await buildOperator(), nodeArgs: [...OPERATOR_NODE_FLAGS] },
+];
+
+const runs: Run[] = [];
+for (let round = 1; round <= rounds; round++) {
+  const order = round % 2 === 1 ? variants : [...variants].reverse();
+  for (const variant of order) {
+    const run = await converge(variant, round);
+    runs.push(run);
+    console.log(JSON.stringify(run));
+  }
+}
+
+console.log(`\n${count} Websites from cold, one replica (LEADER_ELECTION=false), ${rounds} rounds, medians:`);
+console.log('| bundle | operator CPU | CPU per converged Website | CPU per reconcile | objects/s | kube-apiserver CPU | etcd CPU | spawn → running | spawn → first reconcile |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+const medians = variants.map((variant) => {
+  const mine = runs.filter((r) => r.variant === variant.name);
+  const median = (f: (r: Run) => number): number => percentile(mine.map(f), 0.5);
+  const m = {
+    cpu: median((r) => r.operatorCpuS),
+    perSite: median((r) => (r.operatorCpuS / count) * 1000),
+    perReconcile: median((r) => (r.operatorCpuS / r.reconciles) * 1000),
+    rate: median((r) => count / r.convergedS),
+    apiServer: median((r) => r.apiServerCpuS),
+    etcd: median((r) => r.etcdCpuS),
+    running: median((r) => r.runningMs),
+    first: median((r) => r.firstReconcileMs),
+  };
+  console.log(`| ${variant.name} | ${m.cpu.toFixed(2)} s | ${m.perSite.toFixed(2)} ms | ${m.perReconcile.toFixed(2)} ms | ${m.rate.toFixed(1)} | `
+    + `${m.apiServer.toFixed(1)} s | ${m.etcd.toFixed(1)} s | ${m.running.toFixed(0)} ms | ${m.first.toFixed(0)} ms |`);
+  return m;
+});
+const [before, after] = medians as [typeof medians[0], typeof medians[0]];
+console.log(`\nthis code / baseline: CPU per converged Website ${(after.perSite / before.perSite).toFixed(2)}, objects/s ${(after.rate / before.rate).toFixed(2)}, `
+  + `kube-apiserver CPU ${(after.apiServer / before.apiServer).toFixed(2)}, spawn → first reconcile ${(after.first / before.first).toFixed(2)}`);
+
+async function converge(variant: Variant, round: number): Promise<Run> {
+  // A fresh plane each run: every one starts from the same empty etcd.
+  const { plane, kubeConfig } = await startPlane();
+  try {
+    const namespace = `cpu-${round}`;
+    const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
+    const { apiServer, etcd } = plane.componentPids();
+    const serverBefore = { apiServer: cpuSeconds(apiServer!), etcd: cpuSeconds(etcd!) };
+    const spawnAt = performance.now();
+    const replica = await Replica.start({
+      entry: variant.entry,
+      nodeArgs: variant.nodeArgs,
+      name: `cpu-${round}`,
+      kubeconfig: plane.kubeconfigPath,
+      leaseNamespace: namespace,
+      watchNamespace: namespace,
+      env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: '2' },
+    });
+    try {
+      const done = watch.untilConverged(30 * 60_000, { count });
+      await replica.running(120_000);
+      const running = replica.messages('running')[0]!;
+      const first = await replica.waitForMessage('reconciled', 120_000);
+      const convergedAt = await done;
+      const operatorCpuS = cpuSeconds(replica.pid);
+      return {
+        variant: variant.name,
+        round,
+        operatorCpuS,
+        reconciles: replica.messages('reconciled').length,
+        convergedS: (convergedAt - spawnAt) / 1000,
+        apiServerCpuS: cpuSeconds(apiServer!) - serverBefore.apiServer,
+        etcdCpuS: cpuSeconds(etcd!) - serverBefore.etcd,
+        runningMs: running.receivedAtMs - spawnAt,
+        firstReconcileMs: first.receivedAtMs - spawnAt,
+        load: loadAverage(),
+      };
+    } finally {
+      await replica.stop();
+      await watch.stop();
+    }
+  } finally {
+    for (const replica of Replica.running()) replica.sigkill();
+    await plane.stop();
+  }
+}
+
+/** dist/main.mjs of `rev`, built by that commit's own hack/build.ts from its own lockfile; cached per commit. */
+function baselineBundle(rev: string): string {
+  const commit = execFileSync('git', ['rev-parse', '--verify', `${rev}^{commit}`], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+  const dir = join(REPO_ROOT, '.tmp', 'baseline', commit);
+  const bundle = join(dir, 'dist', 'main.mjs');
+  if (existsSync(bundle)) return bundle;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  console.log(`building the bundle of ${rev} (${commit}) in ${dir}`);
+  execFileSync('sh', ['-c', `git archive ${commit} | tar -x -C "${dir}"`], { cwd: REPO_ROOT, stdio: 'inherit' });
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: dir, stdio: 'inherit' });
+  execFileSync(process.execPath, ['hack/build.ts'], { cwd: dir, stdio: 'inherit' });
+  return bundle;
+}
