@@ -9,7 +9,10 @@
  * - kube-apiserver and etcd CPU seconds over the same span;
  * - spawn → `running` and spawn → first `reconciled`.
  * Each bundle runs as its image ran it: the older one with its own build
- * script and no node flags, this one with OPERATOR_NODE_FLAGS.
+ * script and no node flags, this one with OPERATOR_NODE_FLAGS, and this one
+ * again without them (what the flags cost in CPU and save in memory). Last, one more
+ * run of each under `--cpu-prof` (not counted in the table: profiling costs
+ * CPU) prints where its busy time went, per package (hack/lib/cpu-profile.ts).
  *
  *   node hack/bench/cpu.ts [baseline=ffe2868] [N=1000] [rounds=3]
  *
@@ -21,11 +24,12 @@
  * figures: the machine is shared.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
+import { formatSummary, summarizeProfile } from '../lib/cpu-profile.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
-import { cpuSeconds, loadAverage, percentile, startPlane, watchedWebsites } from './websites.ts';
+import { cpuSeconds, loadAverage, percentile, rssMiB, startPlane, threadCpuSeconds, watchedWebsites } from './websites.ts';
 
 const baselineRev = process.argv[2] ?? 'ffe2868';
 const count = Number(process.argv[3] ?? 1000);
@@ -41,7 +45,11 @@ interface Run {
   variant: string;
   round: number;
   operatorCpuS: number;
+  /** Of operatorCpuS, Node's main thread (JavaScript, I/O, TLS); the rest is mostly V8's GC and compiler threads. */
+  mainThreadCpuS: number;
   reconciles: number;
+  /** VmRSS when the last Website converged. */
+  rssMiB: number;
   convergedS: number;
   apiServerCpuS: number;
   etcdCpuS: number;
@@ -50,9 +58,12 @@ interface Run {
   load: string;
 }
 
+const bundle = await buildOperator();
 const variants: Variant[] = [
   { name: `baseline ${baselineRev}`, entry: baselineBundle(baselineRev), nodeArgs: [] },
-  { name: 'this code', entry: await buildOperator(), nodeArgs: [...OPERATOR_NODE_FLAGS] },
+  { name: 'this code', entry: bundle, nodeArgs: [...OPERATOR_NODE_FLAGS] },
+  // What the node flags cost and save, in the same run.
+  { name: 'this code without its node flags', entry: bundle, nodeArgs: [] },
 ];
 
 const runs: Run[] = [];
@@ -66,13 +77,14 @@ for (let round = 1; round <= rounds; round++) {
 }
 
 console.log(`\n${count} Websites from cold, one replica (LEADER_ELECTION=false), ${rounds} rounds, medians:`);
-console.log('| bundle | operator CPU | CPU per converged Website | CPU per reconcile | objects/s | kube-apiserver CPU | etcd CPU | spawn → running | spawn → first reconcile |');
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| bundle | operator CPU | of which the main thread | CPU per converged Website | CPU per reconcile | objects/s | kube-apiserver CPU | etcd CPU | spawn → running | spawn → first reconcile | VmRSS converged |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 const medians = variants.map((variant) => {
   const mine = runs.filter((r) => r.variant === variant.name);
   const median = (f: (r: Run) => number): number => percentile(mine.map(f), 0.5);
   const m = {
     cpu: median((r) => r.operatorCpuS),
+    main: median((r) => r.mainThreadCpuS),
     perSite: median((r) => (r.operatorCpuS / count) * 1000),
     perReconcile: median((r) => (r.operatorCpuS / r.reconciles) * 1000),
     rate: median((r) => count / r.convergedS),
@@ -80,14 +92,25 @@ const medians = variants.map((variant) => {
     etcd: median((r) => r.etcdCpuS),
     running: median((r) => r.runningMs),
     first: median((r) => r.firstReconcileMs),
+    rss: median((r) => r.rssMiB),
   };
-  console.log(`| ${variant.name} | ${m.cpu.toFixed(2)} s | ${m.perSite.toFixed(2)} ms | ${m.perReconcile.toFixed(2)} ms | ${m.rate.toFixed(1)} | `
-    + `${m.apiServer.toFixed(1)} s | ${m.etcd.toFixed(1)} s | ${m.running.toFixed(0)} ms | ${m.first.toFixed(0)} ms |`);
+  console.log(`| ${variant.name} | ${m.cpu.toFixed(2)} s | ${m.main.toFixed(2)} s | ${m.perSite.toFixed(2)} ms | ${m.perReconcile.toFixed(2)} ms | ${m.rate.toFixed(1)} | `
+    + `${m.apiServer.toFixed(1)} s | ${m.etcd.toFixed(1)} s | ${m.running.toFixed(0)} ms | ${m.first.toFixed(0)} ms | ${m.rss.toFixed(0)} MiB |`);
   return m;
 });
-const [before, after] = medians as [typeof medians[0], typeof medians[0]];
+const [before, after, unflagged] = medians as [typeof medians[0], typeof medians[0], typeof medians[0]];
 console.log(`\nthis code / baseline: CPU per converged Website ${(after.perSite / before.perSite).toFixed(2)}, objects/s ${(after.rate / before.rate).toFixed(2)}, `
   + `kube-apiserver CPU ${(after.apiServer / before.apiServer).toFixed(2)}, spawn → first reconcile ${(after.first / before.first).toFixed(2)}`);
+console.log(`with / without ${OPERATOR_NODE_FLAGS.join(' ')}: operator CPU ${(after.cpu / unflagged.cpu).toFixed(2)}, VmRSS ${(after.rss / unflagged.rss).toFixed(2)}`);
+
+for (const variant of variants.slice(0, 2)) {
+  const profileDir = mkdtempSync(join(REPO_ROOT, '.tmp', 'cpu-profile-'));
+  await converge({ ...variant, nodeArgs: [...variant.nodeArgs, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] }, rounds + 1);
+  const [file] = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`${variant.name} wrote no CPU profile in ${profileDir}`);
+  console.log(`\nwhere the CPU went, ${variant.name} (one run under --cpu-prof, ${join(profileDir, file)}):`);
+  console.log(formatSummary(summarizeProfile(readFileSync(join(profileDir, file), 'utf8'), variant.entry)));
+}
 
 async function converge(variant: Variant, round: number): Promise<Run> {
   // A fresh plane each run: every one starts from the same empty etcd.
@@ -114,10 +137,13 @@ async function converge(variant: Variant, round: number): Promise<Run> {
       const first = await replica.waitForMessage('reconciled', 120_000);
       const convergedAt = await done;
       const operatorCpuS = cpuSeconds(replica.pid);
+      const threads = threadCpuSeconds(replica.pid);
       return {
         variant: variant.name,
         round,
         operatorCpuS,
+        mainThreadCpuS: threads.MainThread ?? Number.NaN,
+        rssMiB: rssMiB(replica.pid),
         reconciles: replica.messages('reconciled').length,
         convergedS: (convergedAt - spawnAt) / 1000,
         apiServerCpuS: cpuSeconds(apiServer!) - serverBefore.apiServer,

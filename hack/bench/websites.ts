@@ -8,7 +8,7 @@
  * Not a benchmark itself; the scripts import it.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/plane.ts';
@@ -78,13 +78,27 @@ export function rssMiB(pid: number): number {
 /** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ; 100 on Linux). */
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
-/** CPU seconds a process has used so far (user + system), from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number): number {
+/** CPU seconds a process (or one thread, /proc/<pid>/task/<tid>) has used so far, user + system. */
+export function cpuSeconds(pid: number, statPath = `/proc/${pid}/stat`): number {
   // The command name (field 2) is in parentheses and may hold spaces; count fields after it.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const stat = readFileSync(statPath, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds per thread name of a live process: Node's MainThread (JavaScript,
+ * I/O, TLS), V8Worker (the GC's parallel and concurrent phases, background
+ * compilation), libuv-worker, … Threads that have exited are not counted.
+ */
+export function threadCpuSeconds(pid: number): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    byName[name] = (byName[name] ?? 0) + cpuSeconds(pid, `/proc/${pid}/task/${tid}/stat`);
+  }
+  return byName;
 }
 
 /** A byte-valued gauge (process_resident_memory_bytes, say) from a replica's /metrics, in MiB. */
