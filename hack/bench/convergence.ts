@@ -17,7 +17,7 @@
  */
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { loadAverage, metricMiB, rssMiB, startPlane, watchedWebsites } from './websites.ts';
+import { loadAverage, metricMiB, onFreshPlane, rssMiB, watchedWebsites } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -39,9 +39,7 @@ interface Row {
 
 const rows: Row[] = [];
 for (const concurrency of concurrencies) {
-  // A fresh plane each time: every run starts from the same empty etcd.
-  const { plane, kubeConfig } = await startPlane();
-  try {
+  await onFreshPlane(async (plane, kubeConfig) => {
     const namespace = `conv-${concurrency}`;
     const { watch, createMs } = await watchedWebsites(plane, kubeConfig, namespace, count);
     const loadBefore = loadAverage();
@@ -81,10 +79,7 @@ for (const concurrency of concurrencies) {
       await replica.stop();
       await watch.stop();
     }
-  } finally {
-    for (const replica of Replica.running()) replica.sigkill();
-    await plane.stop();
-  }
+  });
 }
 {
   console.log(`\n${count} Websites; one replica, LEADER_ELECTION=false`);

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { formatSummary, summarizeProfile } from '../lib/cpu-profile.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
-import { cpuSeconds, loadAverage, percentile, rssMiB, startPlane, threadCpuSeconds, watchedWebsites } from './websites.ts';
+import { cpuSeconds, loadAverage, onFreshPlane, percentile, rssMiB, threadCpuSeconds, watchedWebsites } from './websites.ts';
 
 const baselineRev = process.argv[2] ?? 'ffe2868';
 const count = Number(process.argv[3] ?? 1000);
@@ -113,9 +113,7 @@ for (const variant of variants.slice(0, 2)) {
 }
 
 async function converge(variant: Variant, round: number): Promise<Run> {
-  // A fresh plane each run: every one starts from the same empty etcd.
-  const { plane, kubeConfig } = await startPlane();
-  try {
+  return onFreshPlane(async (plane, kubeConfig) => {
     const namespace = `cpu-${round}`;
     const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
     const { apiServer, etcd } = plane.componentPids();
@@ -156,10 +154,7 @@ async function converge(variant: Variant, round: number): Promise<Run> {
       await replica.stop();
       await watch.stop();
     }
-  } finally {
-    for (const replica of Replica.running()) replica.sigkill();
-    await plane.stop();
-  }
+  });
 }
 
 /** dist/main.mjs of `rev`, built by that commit's own hack/build.ts from its own lockfile; cached per commit. */

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/plane.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { REPO_ROOT } from '../lib/replica.ts';
+import { Replica, REPO_ROOT } from '../lib/replica.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from '../../src/website/types.ts';
 
 export async function startPlane(): Promise<{ plane: ControlPlane; kubeConfig: KubeConfig }> {
@@ -23,6 +23,20 @@ export async function startPlane(): Promise<{ plane: ControlPlane; kubeConfig: K
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfigPath);
   return { plane, kubeConfig };
+}
+
+/**
+ * Runs `run` against a fresh plane (every run starts from the same empty
+ * etcd), then kills any replica still running and stops the plane.
+ */
+export async function onFreshPlane<T>(run: (plane: ControlPlane, kubeConfig: KubeConfig) => Promise<T>): Promise<T> {
+  const { plane, kubeConfig } = await startPlane();
+  try {
+    return await run(plane, kubeConfig);
+  } finally {
+    for (const replica of Replica.running()) replica.sigkill();
+    await plane.stop();
+  }
 }
 
 /** The Websites scale to zero: the plane has no scheduler or kubelet, and no pods are needed. */

@@ -26,11 +26,21 @@ export interface WriterContext {
   clock: Clock;
 }
 
+/** How often each step of a hand-over of fields is tried when other writers keep changing the object (409). */
+const HAND_OVER_ATTEMPTS = 3;
+
+/** metadata.managedFields[]: fieldsV1 is a trie of "f:<field>", "k:<key>", "v:<value>" and "." keys. */
 interface ManagedFieldsEntry {
   manager?: string;
   operation?: string;
+  subresource?: string;
   time?: string;
+  fieldsV1?: FieldSet;
   [field: string]: unknown;
+}
+
+interface FieldSet {
+  [path: string]: FieldSet;
 }
 
 /**
@@ -75,42 +85,19 @@ export class FencedWriter {
    * apply creates the object if it is missing.
    */
   async apply<T extends KubernetesObject>(desired: T, resourceVersion?: string): Promise<T> {
-    const { path, what } = await this.locate(desired, 'apply');
-    const body = resourceVersion ? { ...desired, metadata: { ...desired.metadata, resourceVersion } } : desired;
-    return this.send<T>({ method: 'PATCH', path, query: { fieldManager: this.context.fieldManager, force: true }, body, contentType: MediaType.apply, what });
+    const { path, target, what } = await this.locate(desired, 'apply');
+    const applied = await this.serverSideApply<T>(path, desired, resourceVersion, what);
+    return this.ownEntry(applied, 'Update') ? await this.handOver(desired, applied, path, target) : applied;
   }
 
   /**
    * Creates `desired` (POST): 409 AlreadyExists if an object of that name
-   * exists, whoever made it. The fields the create set are then handed to
-   * this field manager's Apply entry — a create records them under an Update
-   * entry, which would keep them on the object after later applies dropped
-   * them. If that hand-over keeps meeting other writers (409), the object
-   * stays as created and a debug line says so.
+   * exists, whoever made it. The fields it set are recorded under an Update
+   * entry of this field manager; the first apply hands them to its Apply entry.
    */
   async create<T extends KubernetesObject>(desired: T): Promise<T> {
-    const { collection, path, target, what } = await this.locate(desired, 'create');
-    let object = await this.send<T>({ method: 'POST', path: collection, query: { fieldManager: this.context.fieldManager }, body: desired, what });
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const managed = (object.metadata?.managedFields ?? []) as ManagedFieldsEntry[];
-      const ours = managed.findIndex((e) => e.manager === this.context.fieldManager && e.operation === 'Update');
-      if (ours < 0) return object;
-      const handedOver = managed.map((e, i) => (i === ours ? { ...e, operation: 'Apply', time: undefined } : e));
-      try {
-        return await this.send<T>({
-          method: 'PATCH',
-          path,
-          body: { metadata: { resourceVersion: object.metadata?.resourceVersion, managedFields: handedOver } },
-          contentType: MediaType.mergePatch,
-          what: `hand the fields of the new ${target} to field manager ${this.context.fieldManager}'s apply`,
-        });
-      } catch (error) {
-        if (!isStatus(error, 409)) throw error;
-        object = await this.send<T>({ method: 'GET', path, what: `read ${target}` }, false);
-      }
-    }
-    this.logger.debug('the fields of a new object stay with the create', { object: what });
-    return object;
+    const { collection, what } = await this.locate(desired, 'create');
+    return this.send<T>({ method: 'POST', path: collection, query: { fieldManager: this.context.fieldManager }, body: desired, what });
   }
 
   /**
@@ -174,6 +161,66 @@ export class FencedWriter {
     return { collection: collectionPath(apiVersion, resource.plural, ns), path: objectPath(apiVersion, resource.plural, ns, name), target, what: `${verb} ${target}` };
   }
 
+  private serverSideApply<T>(path: string, desired: KubernetesObject, resourceVersion: string | undefined, what: string): Promise<T> {
+    const body = resourceVersion ? { ...desired, metadata: { ...desired.metadata, resourceVersion } } : desired;
+    return this.send<T>({ method: 'PATCH', path, query: { fieldManager: this.context.fieldManager, force: true }, body, contentType: MediaType.apply, what });
+  }
+
+  /**
+   * Fields this manager set by a create or a merge patch stay under its Update
+   * entry, which its applies do not take over: an apply that drops one of them
+   * would leave it on the object. So the first apply that finds such an entry
+   * moves its fields into the Apply entry (a merge patch of managedFields) and,
+   * when the apply did not set them all, applies again, so that the ones it no
+   * longer sets go. A create therefore costs one request, and the hand-over
+   * one or two more once in an object's life, only if it is ever applied to.
+   * Both are conditional on the version last seen; on a 409 (another writer,
+   * often a controller writing status) the object is read again and the step
+   * retried, at most HAND_OVER_ATTEMPTS times, then the 409 is the caller's.
+   */
+  private async handOver<T extends KubernetesObject>(desired: T, applied: T, path: string, target: string): Promise<T> {
+    const appliedFields = this.ownEntry(applied, 'Apply')?.fieldsV1 ?? {};
+    const read = (): Promise<T> => this.send<T>({ method: 'GET', path, what: `read ${target}` }, false);
+    let current = applied;
+    let everything: FieldSet = appliedFields;
+    for (let attempt = 1; ; attempt++) {
+      const update = this.ownEntry(current, 'Update');
+      if (!update) break;
+      const apply = this.ownEntry(current, 'Apply');
+      everything = unionOf(apply?.fieldsV1 ?? {}, update.fieldsV1 ?? {});
+      const managed = (current.metadata?.managedFields ?? []) as ManagedFieldsEntry[];
+      const handedOver = managed.filter((e) => e !== update && e !== apply).concat({ ...(apply ?? update), operation: 'Apply', time: undefined, fieldsV1: everything });
+      try {
+        current = await this.send<T>({
+          method: 'PATCH',
+          path,
+          body: { metadata: { resourceVersion: current.metadata?.resourceVersion, managedFields: handedOver } },
+          contentType: MediaType.mergePatch,
+          what: `hand the fields ${this.context.fieldManager} set on ${target} by create or patch to its apply`,
+        });
+        break;
+      } catch (error) {
+        if (!isStatus(error, 409) || attempt >= HAND_OVER_ATTEMPTS) throw error;
+        current = await read();
+      }
+    }
+    if (covers(appliedFields, everything)) return current;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.serverSideApply<T>(path, desired, current.metadata?.resourceVersion, `apply ${target} again, without the fields it no longer sets`);
+      } catch (error) {
+        if (!isStatus(error, 409) || attempt >= HAND_OVER_ATTEMPTS) throw error;
+        current = await read();
+      }
+    }
+  }
+
+  /** This field manager's entry for the object itself (not a subresource) with that operation. */
+  private ownEntry(object: KubernetesObject, operation: 'Apply' | 'Update'): ManagedFieldsEntry | undefined {
+    return (object.metadata?.managedFields as ManagedFieldsEntry[] | undefined)
+      ?.find((e) => e.manager === this.context.fieldManager && e.operation === operation && !e.subresource);
+  }
+
   /** Sends one request under the gate's permit; `counts` says whether it is a write (reads are bounded the same way). */
   private async send<T>(request: ApiRequest, counts = true): Promise<T> {
     if (this.signal.aborted) {
@@ -233,6 +280,18 @@ export class InFlightRequests {
     if (![...this.byKey.keys()].some(matches)) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ matches, resolve }));
   }
+}
+
+/** Every field of `a` and of `b`. */
+export function unionOf(a: FieldSet, b: FieldSet): FieldSet {
+  const union: FieldSet = { ...a };
+  for (const [path, below] of Object.entries(b)) union[path] = path in union ? unionOf(union[path]!, below) : below;
+  return union;
+}
+
+/** Whether every field of `b` is a field of `a`. */
+export function covers(a: FieldSet, b: FieldSet): boolean {
+  return Object.entries(b).every(([path, below]) => path in a && covers(a[path]!, below));
 }
 
 function describe(namespace: string | undefined, name: string): string {

@@ -18,6 +18,12 @@ describe('hack/build.ts: the bundle the image runs', function () {
     expect(firstNonAscii, `a non-ASCII byte at ${firstNonAscii}: ${bundle.subarray(Math.max(0, firstNonAscii - 40), firstNonAscii + 10).toString()}`).to.equal(-1);
   });
 
+  it('leaves out what the operator never calls of client-node: its model serializer and the models', () => {
+    const text = bundle.toString();
+    for (const name of ['_ObjectSerializer', 'V1PodSpec', 'V1JSONSchemaProps']) expect(text, name).to.not.include(name);
+    expect(text, 'KubeConfig is kept').to.include('loadFromDefault');
+  });
+
   it('keeps the licences of what it bundles in a file beside it', () => {
     const legal = readFileSync(join(repoRoot, 'dist', 'main.mjs.LEGAL.txt'), 'utf8');
     expect(legal).to.match(/Bundled license information/);

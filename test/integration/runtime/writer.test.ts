@@ -94,12 +94,28 @@ describe('FencedWriter against the API server', function () {
     expect(now.metadata?.resourceVersion).to.equal(theirs.metadata?.resourceVersion);
   });
 
-  it('hands the fields a create set to the apply, so a later apply that drops a field removes it', async () => {
+  it('creates with one request, and the first apply hands the fields the create set to the apply, so one that drops a field removes it', async () => {
     const writer = writerOver(adminKubeConfig());
     const created = await writer.create(configMap(namespace, 'fields', { keep: '1', drop: '2' }));
-    expect(created.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Apply']]);
+    expect(writer.writes, 'requests of the create').to.equal(1);
+    expect(created.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Update']]);
     const applied = await writer.apply(configMap(namespace, 'fields', { keep: '1' }), created.metadata!.resourceVersion);
     expect(applied.data).to.deep.equal({ keep: '1' });
+    expect(applied.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Apply']]);
+    // From then on an apply is one request.
+    const before = writer.writes;
+    const again = await writer.apply(configMap(namespace, 'fields', { keep: '2' }), applied.metadata!.resourceVersion);
+    expect(again.data).to.deep.equal({ keep: '2' });
+    expect(writer.writes - before).to.equal(1);
+  });
+
+  it('hands over the fields of its own merge patch too: list items the patch set and a later apply drops go', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const created = await writer.create(configMap(namespace, 'lists', { a: '1' }));
+    const patched = await writer.replaceLists(configMap(namespace, 'lists', { a: '1', b: '2' }), created.metadata!.resourceVersion!);
+    const applied = await writer.apply(configMap(namespace, 'lists', { a: '1' }), patched.metadata!.resourceVersion);
+    expect(applied.data).to.deep.equal({ a: '1' });
+    expect(applied.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Apply']]);
   });
 
   it('deletes an object only while it is the one with the uid given: a same-named successor stays', async () => {
@@ -158,12 +174,12 @@ describe('FencedWriter against the API server', function () {
 
   it('names the term in the User-Agent of every write, as the audit log records it', async () => {
     const writer = writerOver(adminKubeConfig());
-    await writer.create(configMap(namespace, 'named', { v: '1' }));
+    const created = await writer.create(configMap(namespace, 'named', { v: '1' }));
+    // The apply, and the hand-over of the create's fields that follows it.
+    await writer.apply(configMap(namespace, 'named', { v: '2' }), created.metadata!.resourceVersion);
     const events = (await readAuditLog(cluster().auditLogPath!))
       .filter((e) => e.objectRef?.namespace === namespace && e.objectRef.name === 'named' && e.objectRef.resource === 'configmaps');
-    expect(events.map((e) => [e.verb, e.userAgent])).to.deep.equal([
-      ['create', 'ha-operator/test (writer-test) term/writer-test@42'],
-      ['patch', 'ha-operator/test (writer-test) term/writer-test@42'],
-    ]);
+    const term = 'ha-operator/test (writer-test) term/writer-test@42';
+    expect(events.map((e) => [e.verb, e.userAgent])).to.deep.equal([['create', term], ['patch', term], ['patch', term]]);
   });
 });
