@@ -23,6 +23,15 @@ export class Discovery {
     this.client = client;
   }
 
+  /**
+   * Asks for these group versions now, without waiting, so that the first
+   * write of each kind finds the answer (or a request in flight) instead of
+   * a round trip. A failure is forgotten as usual: resourceFor asks again.
+   */
+  prefetch(apiVersions: Iterable<string>): void {
+    for (const apiVersion of new Set(apiVersions)) this.resources(apiVersion, false).catch(() => undefined);
+  }
+
   async resourceFor(apiVersion: string, kind: string): Promise<ResourceInfo> {
     const known = (await this.resources(apiVersion, false)).get(kind) ?? (await this.resources(apiVersion, true)).get(kind);
     if (!known) throw new Error(`the API server serves no kind ${kind} in ${apiVersion}`);

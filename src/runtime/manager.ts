@@ -172,6 +172,8 @@ export class Manager {
       logger: this.logger,
     });
     const listingFromMs = this.clock.monotonicMs();
+    // Beside the lists: the first reconcile then writes without a discovery round trip per group version.
+    this.writers.discovery.prefetch(this.informers.map((i) => i.resource.apiVersion));
     for (const informer of this.informers) informer.start();
     await Promise.all(this.informers.map((i) => i.whenSynced()));
     this.logger.info('caches synced', {
