@@ -11,12 +11,18 @@
  * (a Deployment, a Service and a ConfigMap each, cached too), and its memory
  * is read again.
  *
+ * Then, with the 10,000 Websites and their 30,000 children in etcd, fresh
+ * standbys start, alternating a streaming list (WatchList) and paged lists
+ * (STREAMING_LIST=false), each in a cgroup of its own: spawn → caches synced,
+ * VmRSS and the cgroup's peak at that moment, and the CPU kube-apiserver and
+ * etcd spent meanwhile.
+ *
  * The replica runs in a memory cgroup limited like the Deployment in
  * manifests/base (resources.limits.memory), where the machine allows it:
  * Node sizes its heap from that limit, as it would in the pod, and the
  * cgroup's peak is what the kubelet would compare with the limit.
  *
- *   node hack/bench/memory.ts [sizes=1000,10000]
+ *   node hack/bench/memory.ts [sizes=1000,10000] [start-up trials per mode=3]
  *
  * Goal: ≤ 150 MB at 10,000 Websites.
  */
@@ -27,11 +33,12 @@ import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { MemoryCgroup } from '../lib/memory-cgroup.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { applyWebsites, loadAverage, metricMiB, rssMiB, sleep, startPlane } from './websites.ts';
+import { applyWebsites, cpuSeconds, loadAverage, metricMiB, percentile, rssMiB, sleep, startPlane } from './websites.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
 const sizes = (process.argv[2] ?? '1000,10000').split(',').map(Number);
+const startTrials = Number(process.argv[3] ?? 3);
 const namespace = 'memory';
 
 const podLimit = deploymentMemoryLimit();
@@ -93,10 +100,28 @@ try {
   await sleep(5000);
   rows.push(await row(created, 'leader: Websites + 3 children each', replica.pid, port));
   await replica.stop();
+
+  // Start-up with all of it in etcd: streaming against paged lists, in alternating order.
+  writeFileSync(leasePath, JSON.stringify(lease));
+  await plane.kubectl(['apply', '-f', leasePath]);
+  const starts: ColdStart[] = [];
+  for (let trial = 1; trial <= startTrials; trial++) {
+    for (const streaming of trial % 2 === 1 ? [true, false] : [false, true]) starts.push(await coldStart(streaming, trial));
+  }
+
   console.log(`\nmemory limit: ${'unavailable' in cgroup ? 'none' : podLimit.text}`);
   console.log('| Websites | replica, caches | VmRSS | process_resident_memory_bytes | nodejs_heap_size_used_bytes | cgroup peak so far | load average |');
   console.log('| ---: | --- | ---: | ---: | ---: | ---: | --- |');
   for (const line of rows) console.log(line);
+  console.log(`\nstart-up of a standby with ${created.toLocaleString('en')} Websites and ${(3 * created).toLocaleString('en')} children in etcd, ${startTrials} trials each, medians:`);
+  console.log('| initial lists | spawn → caches synced | the lists themselves | VmRSS at synced | cgroup peak | kube-apiserver CPU | etcd CPU |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const streaming of [true, false]) {
+    const mine = starts.filter((s) => s.streaming === streaming);
+    const median = (f: (s: ColdStart) => number): number => percentile(mine.map(f), 0.5);
+    console.log(`| ${streaming ? 'streaming (WatchList)' : 'paged (STREAMING_LIST=false)'} | ${median((s) => s.syncedMs).toFixed(0)} ms | ${median((s) => s.listsMs).toFixed(0)} ms | `
+      + `${median((s) => s.rssMiB).toFixed(0)} MiB | ${median((s) => s.peakMiB).toFixed(0)} MiB | ${median((s) => s.apiServerCpuS).toFixed(2)} s | ${median((s) => s.etcdCpuS).toFixed(2)} s |`);
+  }
 } finally {
   for (const replica of Replica.running()) replica.sigkill();
   await Promise.all(Replica.running().map((r) => r.exited));
@@ -104,6 +129,51 @@ try {
   if (!('unavailable' in cgroup)) {
     console.log(`OOM kills in the cgroup: ${cgroup.oomKills()}; peak ${(cgroup.peakBytes() / 2 ** 20).toFixed(0)} MiB of ${podLimit.text}`);
     cgroup.remove();
+  }
+}
+
+interface ColdStart {
+  streaming: boolean;
+  syncedMs: number;
+  listsMs: number;
+  rssMiB: number;
+  peakMiB: number;
+  apiServerCpuS: number;
+  etcdCpuS: number;
+}
+
+/** A fresh standby in a cgroup of its own, timed from spawn until its caches are synced. */
+async function coldStart(streaming: boolean, trial: number): Promise<ColdStart> {
+  const own = MemoryCgroup.create(`ha-operator-bench-start-${trial}-${streaming ? 'streaming' : 'paged'}`, podLimit.bytes);
+  const { apiServer, etcd } = plane.componentPids();
+  const before = { apiServer: cpuSeconds(apiServer!), etcd: cpuSeconds(etcd!) };
+  const spawnAt = performance.now();
+  const replica = await Replica.start({
+    entry,
+    nodeArgs: [...OPERATOR_NODE_FLAGS],
+    ...('unavailable' in own ? {} : { launcher: own.launcher() }),
+    name: `start-${trial}-${streaming ? 'streaming' : 'paged'}`,
+    kubeconfig: plane.kubeconfigPath,
+    leaseNamespace: namespace,
+    watchNamespace: namespace,
+    env: { LOG_LEVEL: 'info', STREAMING_LIST: String(streaming) },
+  });
+  try {
+    const synced = await replica.waitForMessage('caches synced', 300_000);
+    const result: ColdStart = {
+      streaming,
+      syncedMs: synced.receivedAtMs - spawnAt,
+      listsMs: Number(synced.json?.durationMs),
+      rssMiB: rssMiB(replica.pid),
+      peakMiB: 'unavailable' in own ? Number.NaN : own.peakBytes() / 2 ** 20,
+      apiServerCpuS: cpuSeconds(apiServer!) - before.apiServer,
+      etcdCpuS: cpuSeconds(etcd!) - before.etcd,
+    };
+    console.log(JSON.stringify(result));
+    return result;
+  } finally {
+    await replica.stop();
+    if (!('unavailable' in own)) own.remove();
   }
 }
 

@@ -23,6 +23,8 @@ export interface Config {
   reconcileTimeoutMs: number;
   /** 0 turns periodic resync off. */
   resyncPeriodMs: number;
+  /** Fill the caches with a streaming list (WatchList) where the API server serves one; paged lists otherwise. */
+  streamingList: boolean;
   backoffBaseMs: number;
   backoffMaxMs: number;
   queueQps: number;
@@ -222,6 +224,7 @@ export function loadConfig(
     maxConcurrentReconciles: r.read('MAX_CONCURRENT_RECONCILES', 2, wholeNumber(1, 256)),
     reconcileTimeoutMs: r.read('RECONCILE_TIMEOUT_SECONDS', 60_000, seconds(DAY_S)),
     resyncPeriodMs: r.read('RESYNC_PERIOD_SECONDS', 0, seconds(7 * DAY_S, { zeroAllowed: true })),
+    streamingList: r.read('STREAMING_LIST', true, boolean),
     backoffBaseMs: r.read('BACKOFF_BASE_MS', 5, wholeNumber(1)),
     backoffMaxMs: r.read('BACKOFF_MAX_SECONDS', 1_000_000, seconds(DAY_S)),
     queueQps: r.read('QUEUE_QPS', 10, positiveNumber),

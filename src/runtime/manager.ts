@@ -243,7 +243,9 @@ export class Manager {
   private addInformer<T extends CachedObject>(resource: ResourceRef, resyncPeriodMs = 0): Informer<T> {
     const group = resource.apiVersion.includes('/') ? `.${resource.apiVersion.split('/')[0]}` : '';
     const metrics = this.metrics.informerMetrics(`${resource.plural}${group}`);
-    const informer = new Informer<T>({ client: this.client, resource, logger: this.logger, clock: this.clock, resyncPeriodMs, metrics });
+    const informer = new Informer<T>({
+      client: this.client, resource, logger: this.logger, clock: this.clock, resyncPeriodMs, metrics, streamingList: this.config.streamingList,
+    });
     this.informers.push(informer as unknown as Informer<CachedObject>);
     return informer;
   }
