@@ -15,7 +15,7 @@ help:
 	@echo "make test          install everything, then typecheck, lint, unit and integration tests"
 	@echo "make build         bundle the operator into dist/main.mjs (what the image runs)"
 	@echo "make lint          eslint"
-	@echo "make bench         every benchmark (~35 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
+	@echo "make bench         every benchmark (~50 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"

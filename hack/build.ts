@@ -26,9 +26,12 @@ export const OPERATOR_BUNDLE = join(root, 'dist', 'main.mjs');
  *
  * --max-semi-space-size=16: Node 24 lets V8's young generation grow to
  * 2 × 64 MiB under a busy reconcile load, and keeps it. Nearly all of it is
- * short-lived request garbage; capping each semi-space at 16 MiB took a
- * leader converging 1,000 Websites from 256 to 170 MiB resident, with no
- * more CPU (docs/BENCHMARKS.md, resident memory).
+ * short-lived request garbage; capped at 2 × 16 MiB, a leader that converged
+ * 1,000 Websites held a quarter to a third less memory (VmRSS 200 against
+ * 266 MiB), for 0–18 % more operator CPU (more, smaller scavenges), measured
+ * in the same runs (docs/BENCHMARKS.md, "CPU"). Memory is what the pod's
+ * limit enforces (an OOM kill); drop the flag for throughput if the limit
+ * allows.
  */
 export const OPERATOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
 
