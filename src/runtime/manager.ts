@@ -70,8 +70,9 @@ export class Manager {
   private readonly electors: LeaseElector[] = [];
   private membership: Membership | undefined;
   private rebalanceTimer: Timer | undefined;
-  private controller: Controller | undefined;
-  private primary: Informer<KubernetesObject> | undefined;
+  /** Each controller with the cache of its primary kind, whose keys are queued when a shard is won. */
+  private readonly controllers: { controller: Controller; primary: Informer<KubernetesObject> }[] = [];
+  private started = false;
   private http: RunningHttpServer | undefined;
   private shuttingDown = false;
   /** Set when leadership is lost and the configuration says to exit. */
@@ -107,9 +108,18 @@ export class Manager {
     return this.addInformer<T>({ ...resource, namespace: this.config.watchNamespace }, this.config.resyncPeriodMs);
   }
 
-  /** The controller of the primary resource; the manager queues its keys when a shard is won. */
+  /**
+   * A controller of `primary`, with its own queue, workers, metrics label
+   * (`name`) and drain; leadership, shards and the write gate are shared. The
+   * manager queues its keys when a shard is won. Register every controller
+   * before start().
+   */
   createController<T extends KubernetesObject>(name: string, primary: Informer<T>, reconcile: Reconcile): Controller {
-    this.controller = new Controller({
+    if (this.started) throw new Error(`controller ${name}: controllers are registered before the manager starts`);
+    if (this.controllers.some((c) => c.controller.name === name)) {
+      throw new Error(`a controller named ${name} is already registered: each needs a name of its own (it labels the controller's metrics and logs)`);
+    }
+    const controller = new Controller({
       name,
       reconcile,
       logger: this.logger,
@@ -126,9 +136,9 @@ export class Manager {
       permit: this.gate,
       clock: this.clock,
     });
-    this.controller.watchPrimary(primary);
-    this.primary = primary as unknown as Informer<KubernetesObject>;
-    return this.controller;
+    controller.watchPrimary(primary);
+    this.controllers.push({ controller, primary: primary as unknown as Informer<KubernetesObject> });
+    return controller;
   }
 
   /** The fenced writer for one reconcile of `key`: the only way reconcile code writes. */
@@ -163,6 +173,7 @@ export class Manager {
    * `onFatal` is called if leadership is lost and ON_LEADERSHIP_LOST=exit.
    */
   async start(onFatal: (reason: string) => void): Promise<void> {
+    this.started = true;
     this.fatal = onFatal;
     this.http = await startHttpServer({
       host: this.config.httpHost,
@@ -180,7 +191,7 @@ export class Manager {
       informers: this.informers.map((i) => i.resource.plural),
       durationMs: Math.round(this.clock.monotonicMs() - listingFromMs),
     });
-    this.controller?.start();
+    for (const { controller } of this.controllers) controller.start();
     if (this.gate instanceof OpenGate) this.queueShard(undefined);
     this.membership?.start();
     for (const elector of this.electors) elector.start();
@@ -199,7 +210,7 @@ export class Manager {
    * HTTP server. Each step is logged with its duration. The whole takes at
    * most shutdownBudgetMs(config).
    */
-  async shutdown(reason: string): Promise<ShutdownReport | undefined> {
+  async shutdown(reason: string): Promise<ShutdownReport[] | undefined> {
     if (this.shuttingDown) return undefined;
     this.shuttingDown = true;
     const step = async <T>(name: string, run: () => T | Promise<T>): Promise<T> => {
@@ -212,8 +223,9 @@ export class Manager {
     for (const elector of this.electors) elector.stopCampaigning();
     this.rebalanceTimer?.cancel();
     const drainStartedMs = this.clock.monotonicMs();
-    const report = await step('drained work in flight', async () => {
-      const drained = await this.controller?.shutdown(this.config.drainTimeoutMs);
+    // Every controller drains at once, within the same drain timeout.
+    const reports = await step('drained work in flight', async () => {
+      const drained = await Promise.all(this.controllers.map(({ controller }) => controller.shutdown(this.config.drainTimeoutMs)));
       // Requests end with their reconcile's signal; this only waits for the promises to settle.
       await this.within(ABORT_GRACE_MS, this.requests.whenNone());
       return drained;
@@ -221,10 +233,13 @@ export class Manager {
     // The events the drained reconciles recorded go out while the gate is still open, within what is left of the drain.
     const droppedEvents = await step('sent the events recorded', () =>
       this.events.flush(drainStartedMs + this.config.drainTimeoutMs - this.clock.monotonicMs()));
-    if (report) {
-      this.metrics.leaderMetrics().drainDuration(report.durationMs / 1000);
-      this.metrics.leaderMetrics().keysLeftQueued(report.leftQueued.length);
+    if (reports.length > 0) {
+      this.metrics.leaderMetrics().drainDuration(Math.max(...reports.map((r) => r.durationMs)) / 1000);
+      this.metrics.leaderMetrics().keysLeftQueued(reports.reduce((n, r) => n + r.leftQueued.length, 0));
+    }
+    for (const [i, report] of reports.entries()) {
       this.logger.info('drain report', {
+        controller: this.controllers[i]!.controller.name,
         drained: report.drained, leftQueued: report.leftQueued.length, aborted: report.aborted, abandoned: report.abandoned,
         requestsInFlight: this.requests.count(), eventsDropped: droppedEvents,
       });
@@ -237,7 +252,7 @@ export class Manager {
       () => Promise.all(this.electors.map((e) => e.stop(this.config.releaseOnCancel))));
     await step('stopped the caches', () => Promise.all(this.informers.map((i) => i.stop())));
     await step('stopped the HTTP server', () => this.http?.close());
-    return report;
+    return reports;
   }
 
   private addInformer<T extends CachedObject>(resource: ResourceRef, resyncPeriodMs = 0): Informer<T> {
@@ -347,7 +362,7 @@ export class Manager {
   private async drainShard(shard: number): Promise<void> {
     const gate = this.gate as LeaseGate;
     const ofShard = (key: string): boolean => gate.shardOf(key) === shard;
-    const idle = Promise.all([this.controller?.whenIdle(ofShard), this.requests.whenNone(ofShard)]);
+    const idle = Promise.all([...this.controllers.map(({ controller }) => controller.whenIdle(ofShard)), this.requests.whenNone(ofShard)]);
     await this.within(this.config.renewDeadlineMs, idle);
   }
 
@@ -358,11 +373,12 @@ export class Manager {
     timer?.cancel();
   }
 
-  /** Queues every cached primary key of `shard` (all keys without leader election). */
+  /** Queues every cached primary key of `shard` (all keys without leader election), in every controller. */
   private queueShard(shard: number | undefined): void {
-    if (!this.primary || !this.controller) return;
-    for (const key of this.primary.keys()) {
-      if (shard === undefined || (this.gate as LeaseGate).shardOf(key) === shard) this.controller.enqueue(key, 'elected');
+    for (const { controller, primary } of this.controllers) {
+      for (const key of primary.keys()) {
+        if (shard === undefined || (this.gate as LeaseGate).shardOf(key) === shard) controller.enqueue(key, 'elected');
+      }
     }
   }
 

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import { CoreV1Api, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
+
+import { loadConfig } from '../../../src/runtime/config.ts';
+import type { Reconcile } from '../../../src/runtime/controller.ts';
+import { createLogger } from '../../../src/runtime/logging.ts';
+import { Manager } from '../../../src/runtime/manager.ts';
+import { OperatorMetrics } from '../../../src/runtime/metrics.ts';
+import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
+
+/** A Manager with no controller yet, watching `namespace`, logging JSON lines into `lines`. */
+function managerFor(namespace: string, lines: string[]): Manager {
+  const config = loadConfig({
+    LEADER_ELECTION: 'false', WATCH_NAMESPACE: namespace, POD_NAME: `manager-${namespace}`, LEASE_NAMESPACE: namespace,
+    HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', DRAIN_TIMEOUT_SECONDS: '10',
+  }, () => undefined);
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter((line) => line !== ''));
+      done();
+    },
+  });
+  return new Manager({
+    config, kubeConfig: adminKubeConfig(), logger: createLogger({ level: 'info', format: 'json', stream }), metrics: new OperatorMetrics(),
+    fieldManager: 'ha-operator', userAgent: 'ha-operator/test (manager-test)',
+  });
+}
+
+/** A reconcile that reports each key it starts and finishes only when `release` resolves. */
+function heldReconcile(started: (key: string) => void, release: Promise<void>, finished: string[]): Reconcile {
+  return async (key) => {
+    started(key);
+    await release;
+    finished.push(key);
+  };
+}
+
+describe('Manager with several controllers', function () {
+  this.timeout(30_000);
+
+  it('runs every controller\'s workers and drains all of them on shutdown, each with its own report', async () => {
+    const namespace = await freshNamespace('manager');
+    const lines: string[] = [];
+    const manager = managerFor(namespace, lines);
+    let releaseAll!: () => void;
+    const release = new Promise<void>((resolve) => (releaseAll = resolve));
+    const finished: string[] = [];
+    const startedKeys = new Map<string, (key: string) => void>();
+    const whenStarted = (name: string): Promise<string> => new Promise((resolve) => startedKeys.set(name, resolve));
+    const configMapStarted = whenStarted('configmaps');
+    const secretStarted = whenStarted('secrets');
+
+    const configMaps = manager.informer<V1ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector: 'test=manager' });
+    const secrets = manager.informer<V1Secret>({ apiVersion: 'v1', kind: 'Secret', plural: 'secrets', labelSelector: 'test=manager' });
+    manager.createController('configmaps', configMaps, heldReconcile((key) => startedKeys.get('configmaps')!(key), release, finished));
+    manager.createController('secrets', secrets, heldReconcile((key) => startedKeys.get('secrets')!(key), release, finished));
+    await manager.start(() => undefined);
+
+    const core = adminKubeConfig().makeApiClient(CoreV1Api);
+    const metadata = { name: 'one', namespace, labels: { test: 'manager' } };
+    await core.createNamespacedConfigMap({ namespace, body: { metadata, data: { a: '1' } } });
+    await core.createNamespacedSecret({ namespace, body: { metadata, stringData: { a: '1' } } });
+    // Both controllers are working at once, each on its own kind.
+    expect(await Promise.all([configMapStarted, secretStarted])).to.deep.equal([`${namespace}/one`, `${namespace}/one`]);
+
+    let shutDown = false;
+    const shutdown = manager.shutdown('test').finally(() => (shutDown = true));
+    // The drain waits for both reconciles in flight; released, they finish inside it.
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(shutDown, 'the shutdown did not wait for the reconciles in flight').to.equal(false);
+    releaseAll();
+    const reports = await shutdown;
+    expect(finished).to.have.length(2);
+    expect(reports?.map((r) => r.drained)).to.deep.equal([true, true]);
+    const drainReports = lines.map((l) => JSON.parse(l) as { message: string; controller?: string }).filter((l) => l.message === 'drain report');
+    expect(drainReports.map((l) => l.controller)).to.deep.equal(['configmaps', 'secrets']);
+    const order = lines.map((l) => (JSON.parse(l) as { message: string }).message);
+    expect(order.indexOf('shutdown: drained work in flight')).to.be.lessThan(order.indexOf('shutdown: closed the write gate'));
+  });
+
+  it('refuses a second controller of the same name, and one registered after start, with errors that say so', async () => {
+    const namespace = await freshNamespace('manager');
+    const manager = managerFor(namespace, []);
+    const configMaps = manager.informer<V1ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector: 'test=manager' });
+    const noop: Reconcile = () => Promise.resolve();
+    manager.createController('configmaps', configMaps, noop);
+    expect(() => manager.createController('configmaps', configMaps, noop)).to.throw('a controller named configmaps is already registered');
+    await manager.start(() => undefined);
+    try {
+      expect(() => manager.createController('late', configMaps, noop)).to.throw('controller late: controllers are registered before the manager starts');
+    } finally {
+      await manager.shutdown('test');
+    }
+  });
+});
