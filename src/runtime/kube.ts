@@ -341,6 +341,16 @@ function statusError(what: string, status: number, text: string, retryAfterSecon
   return new KubeApiError(what, status, typeof parsed?.reason === 'string' ? parsed.reason : undefined, message, retryAfterSeconds);
 }
 
+/**
+ * What went wrong with a call, for a condition message, an event or a log
+ * line: the API server's own answer ("apply ConfigMap ns/x: 422 Invalid: …",
+ * KubeApiError's summary) when there was one, else the error's message.
+ */
+export function failureSummary(error: unknown): string {
+  if (error instanceof KubeApiError) return error.summary;
+  return error instanceof Error ? error.message : String(error);
+}
+
 function describeReason(reason: unknown): string {
   if (reason instanceof Error) {
     if (reason.name === 'TimeoutError') return 'deadline passed';

@@ -1,66 +1,16 @@
-import { createHash } from 'node:crypto';
-import { V1MicroTime, type EventsV1Event, type KubernetesObject, type V1ObjectReference } from '@kubernetes/client-node';
-import type { ConditionType, Website, WebsiteCondition, WebsiteStatus } from './types.ts';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { objectReference, type RecordedEvent } from '../runtime/event-builder.ts';
+import type { ConditionType, WebsiteCondition, WebsiteStatus } from './types.ts';
 
 /** events.k8s.io/v1 `reportingController`: who wrote the Event. */
 export const REPORTING_CONTROLLER = 'ha-operator.example.com/website';
 
-// The API server's limits for events.k8s.io/v1 (pkg/apis/core/validation/events.go), in bytes.
-const NOTE_LIMIT = 1024;
-const REPORTING_INSTANCE_LIMIT = 128;
-const NAME_LIMIT = 253;
-const DIGEST_LENGTH = 16;
-
-/** One thing worth telling `kubectl describe website` about. */
-export interface WebsiteEvent {
-  type: 'Normal' | 'Warning';
-  /** CamelCase, as in status conditions: Created, Updated, Ready, NotReady, Recovered, InvalidSpec, ApplyFailed, NameTaken, RolloutStalled. */
-  reason: string;
-  /** What the operator did or failed to do: Create, Update, Apply, Validate, Rollout, Reconcile. */
-  action: string;
-  note: string;
-  /** The child the event is about, if any. */
-  related?: V1ObjectReference;
-  /**
-   * What makes this occurrence unique. It names the Event, so a reconcile that
-   * repeats the occurrence (a retry after a failed status write, a pass that read
-   * a cache not yet showing its predecessor's writes) gets 409 AlreadyExists
-   * instead of recording it twice, while a new occurrence gets a new name.
-   */
-  occurrence: readonly string[];
-}
-
-/** The events.k8s.io/v1 Event that records `event` about `website`. */
-export function buildEvent(website: Website, event: WebsiteEvent, now: Date, reportingInstance: string): EventsV1Event {
-  const { name, namespace, uid, resourceVersion } = website.metadata;
-  return {
-    apiVersion: 'events.k8s.io/v1',
-    kind: 'Event',
-    metadata: { name: eventName(website, event.occurrence), namespace },
-    // A plain Date would serialise with milliseconds, which the server rejects for MicroTime.
-    eventTime: new V1MicroTime(now.getTime()),
-    reportingController: REPORTING_CONTROLLER,
-    reportingInstance: truncateUtf8(reportingInstance, REPORTING_INSTANCE_LIMIT, ''),
-    action: event.action,
-    reason: event.reason,
-    type: event.type,
-    note: truncateUtf8(event.note, NOTE_LIMIT, '…'),
-    regarding: { apiVersion: website.apiVersion, kind: website.kind, name, namespace, uid, ...(resourceVersion ? { resourceVersion } : {}) },
-    ...(event.related ? { related: event.related } : {}),
-  };
-}
-
 /**
- * `<website>.<16 hex digits>`: the digest of the Website's uid and the
- * occurrence, so the same occurrence always gets the same name and different
- * ones (or a Website deleted and created again) get different names.
+ * One thing worth telling `kubectl describe website` about. Reasons: Created,
+ * Updated, Ready, NotReady, Recovered, InvalidSpec, ApplyFailed, NameTaken,
+ * RolloutStalled; actions: Create, Update, Apply, Validate, Rollout, Reconcile.
  */
-export function eventName(website: Website, occurrence: readonly string[]): string {
-  const digest = createHash('sha256').update(JSON.stringify([website.metadata.uid, ...occurrence])).digest('hex').slice(0, DIGEST_LENGTH);
-  // The Website's name is a valid object name, so it only needs shortening (and no trailing '-' or '.') to leave room.
-  const prefix = website.metadata.name.slice(0, NAME_LIMIT - DIGEST_LENGTH - 1).replace(/[-.]+$/, '');
-  return `${prefix}.${digest}`;
-}
+export type WebsiteEvent = RecordedEvent;
 
 /**
  * The event for a child the reconcile just applied, or undefined when the apply
@@ -143,24 +93,4 @@ export function conditionEvents(previous: WebsiteStatus | undefined, next: Websi
 function identity(condition: WebsiteCondition | undefined): string[] {
   if (condition === undefined) return ['absent'];
   return [condition.status, condition.reason, condition.message, condition.lastTransitionTime];
-}
-
-function objectReference(object: KubernetesObject): V1ObjectReference {
-  const { name, namespace, uid } = object.metadata ?? {};
-  return { apiVersion: object.apiVersion, kind: object.kind, name, namespace, uid };
-}
-
-/** `text` cut to at most `limit` UTF-8 bytes (the unit of the server's limits), on a character boundary. */
-function truncateUtf8(text: string, limit: number, ellipsis: string): string {
-  if (Buffer.byteLength(text) <= limit) return text;
-  const budget = limit - Buffer.byteLength(ellipsis);
-  let out = '';
-  let bytes = 0;
-  for (const char of text) {
-    const size = Buffer.byteLength(char);
-    if (bytes + size > budget) break;
-    out += char;
-    bytes += size;
-  }
-  return out + ellipsis;
 }

@@ -4,11 +4,13 @@ import type { Clock } from '../runtime/clock.ts';
 import type { Reconcile, ReconcileContext } from '../runtime/controller.ts';
 import { NotLeaderError, ReconcileError } from '../runtime/errors.ts';
 import { objectKey } from '../runtime/informer.ts';
-import { KubeApiError, isStatus } from '../runtime/kube.ts';
+import { firstDifference } from '../runtime/compare.ts';
+import { buildEvent } from '../runtime/event-builder.ts';
+import { failureSummary, isStatus } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import type { StatusTarget } from '../runtime/writer.ts';
 import { desiredChildren } from './desired.ts';
-import { buildEvent, childEvent, conditionEvents, type WebsiteEvent } from './events.ts';
+import { childEvent, conditionEvents, REPORTING_CONTROLLER, type WebsiteEvent } from './events.ts';
 import { desiredStatus, statusEqual, type ReconcileOutcome } from './status.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from './types.ts';
 
@@ -115,7 +117,7 @@ class NameTakenError extends Error {
 
 /** The server holds a newer version of an object than the cache the reconcile read (409): retried, never recorded. */
 function staleCache(what: string, cause: unknown): ReconcileError {
-  return new ReconcileError('Conflict', `${what}: the cache was behind the server (${cause instanceof KubeApiError ? cause.summary : String(cause)}); retrying`, { cause });
+  return new ReconcileError('Conflict', `${what}: the cache was behind the server (${failureSummary(cause)}); retrying`, { cause });
 }
 
 /**
@@ -251,8 +253,8 @@ async function write<T extends KubernetesObject>(pass: Pass, website: Website, d
     if (error instanceof NotLeaderError) throw error;
     if (cached === undefined && isStatus(error, 409)) return await nameTakenOrOurs(pass, website, desired, what, error);
     if (isConflict(error)) throw staleCache(`apply of ${what}`, error);
-    if (cached !== undefined && isStatus(error, 422)) return await applyOverForeignListItems(pass, desired, cached, `apply of ${what} failed: ${serverMessage(error)}`);
-    throw new ApplyError(`${cached === undefined ? 'create' : 'apply'} of ${what} failed: ${serverMessage(error)}`, { cause: error });
+    if (cached !== undefined && isStatus(error, 422)) return await applyOverForeignListItems(pass, desired, cached, `apply of ${what} failed: ${failureSummary(error)}`);
+    throw new ApplyError(`${cached === undefined ? 'create' : 'apply'} of ${what} failed: ${failureSummary(error)}`, { cause: error });
   }
 }
 
@@ -310,7 +312,7 @@ async function applyOverForeignListItems<T extends KubernetesObject>(pass: Pass,
   } catch (error) {
     if (error instanceof NotLeaderError) throw error;
     if (isStatus(error, 409)) throw staleCache(`merge-patch of ${desired.kind} ${objectKey(desired)}`, error);
-    throw new ApplyError(`${applyFailure}; replacing its lists failed too: ${serverMessage(error)}`, { cause: error });
+    throw new ApplyError(`${applyFailure}; replacing its lists failed too: ${failureSummary(error)}`, { cause: error });
   }
 }
 
@@ -332,7 +334,7 @@ async function settle(pass: Pass, website: Website, deployment: V1Deployment | u
   } catch (error) {
     if (error instanceof NotLeaderError) throw error;
     if (isStatus(error, 409)) throw staleCache(`apply of the status of Website ${pass.key}`, error);
-    throw new ReconcileError('StatusFailed', `apply of the status of Website ${pass.key} failed: ${serverMessage(error)}`, { cause: error });
+    throw new ReconcileError('StatusFailed', `apply of the status of Website ${pass.key} failed: ${failureSummary(error)}`, { cause: error });
   }
   pass.report.statusWritten = true;
 }
@@ -344,51 +346,7 @@ async function settle(pass: Pass, website: Website, deployment: V1Deployment | u
  * server refuses, not a second event.
  */
 function record(pass: Pass, website: Website, event: WebsiteEvent): void {
-  pass.context.recordEvent(pass.key, buildEvent(website, event, pass.context.clock.wallNow(), pass.context.reportingInstance));
+  const source = { reportingController: REPORTING_CONTROLLER, reportingInstance: pass.context.reportingInstance };
+  pass.context.recordEvent(pass.key, buildEvent(website, event, pass.context.clock.wallNow(), source));
   pass.report.events.push(event.reason);
-}
-
-/**
- * Where `actual` fails to hold `desired`, as a path ("spec.replicas",
- * "spec.ports[0]"), or undefined when it holds all of it. Deep inclusion:
- * fields the body does not set (server defaults, a Service's cluster IP,
- * status, other managers' fields) are ignored. Lists of objects — the
- * associative lists of the API, keyed by name, port or uid — must contain an
- * item holding each desired item; lists of scalars are atomic and compared
- * whole. That is what server-side apply would change, so an apply is sent
- * exactly when it would do something.
- */
-export function firstDifference(actual: unknown, desired: unknown, path = ''): string | undefined {
-  if (Array.isArray(desired)) {
-    if (!Array.isArray(actual)) return path || '.';
-    const wanted = desired as unknown[];
-    const have = actual as unknown[];
-    if (wanted.every((item) => item === null || typeof item !== 'object')) {
-      return have.length === wanted.length && wanted.every((item, i) => item === have[i]) ? undefined : path || '.';
-    }
-    for (const [index, item] of wanted.entries()) {
-      if (have.some((candidate) => firstDifference(candidate, item) === undefined)) continue;
-      // Name the field inside the item when an item of the same name exists, for a clearer event.
-      const name = (item as { name?: unknown }).name;
-      const namesake = name === undefined ? undefined : have.find((candidate) => (candidate as { name?: unknown } | null)?.name === name);
-      return namesake === undefined ? `${path}[${index}]` : firstDifference(namesake, item, `${path}[${index}]`);
-    }
-    return undefined;
-  }
-  if (desired !== null && typeof desired === 'object') {
-    if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return path || '.';
-    for (const [field, value] of Object.entries(desired)) {
-      if (value === undefined) continue;
-      const difference = firstDifference((actual as Record<string, unknown>)[field], value, path ? `${path}.${field}` : field);
-      if (difference !== undefined) return difference;
-    }
-    return undefined;
-  }
-  return actual === desired ? undefined : path || '.';
-}
-
-/** The API server's own answer for a failed call ("422 Invalid: Service \"x\" is invalid: …"), else the error's message. */
-export function serverMessage(error: unknown): string {
-  if (error instanceof KubeApiError) return error.summary;
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,23 +1,16 @@
 import type { V1Deployment } from '@kubernetes/client-node';
+import { conditionsEqual, nextConditions, type ConditionState } from '../runtime/conditions.ts';
 import { websiteUrl, type InvalidSpec } from './desired.ts';
-import type { ConditionStatus, ConditionType, Website, WebsiteCondition, WebsiteStatus } from './types.ts';
+import type { ConditionType, Website, WebsiteStatus } from './types.ts';
 
 /** What this reconcile did with the Website's spec. */
 export type ReconcileOutcome = { reason: 'Applied' } | InvalidSpec | { reason: 'ApplyFailed' | 'NameTaken'; message: string };
 
-interface Assessment {
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-}
+type Assessment = Omit<ConditionState, 'type'>;
 
 type Assessments = Record<ConditionType, Assessment>;
 
 const CONDITION_TYPES: readonly ConditionType[] = ['Ready', 'Progressing', 'Degraded'];
-
-// The CRD schema's maxLength for a condition message; a longer one (an API error
-// can be) would get the whole status write rejected.
-const MAX_MESSAGE_LENGTH = 32768;
 
 const NOT_DEGRADED: Assessment = { status: 'False', reason: 'AsExpected', message: 'nothing is wrong' };
 
@@ -35,25 +28,13 @@ export function desiredStatus(
   now: Date,
 ): WebsiteStatus {
   const assessments = assess(website, deployment, outcome);
-  const previous = website.status?.conditions ?? [];
   const generation = website.metadata.generation;
   return {
     observedGeneration: generation,
     readyReplicas: deployment?.status?.readyReplicas ?? 0,
     // An invalid spec may name no Service at all.
     ...(outcome.reason === 'InvalidSpec' ? {} : { url: websiteUrl(website) }),
-    conditions: CONDITION_TYPES.map((type): WebsiteCondition => {
-      const { status, reason, message } = assessments[type];
-      const before = previous.find((condition) => condition.type === type);
-      return {
-        type,
-        status,
-        reason,
-        message: message.slice(0, MAX_MESSAGE_LENGTH),
-        lastTransitionTime: before?.status === status ? before.lastTransitionTime : metav1Time(now),
-        observedGeneration: generation,
-      };
-    }),
+    conditions: nextConditions(website.status?.conditions, CONDITION_TYPES.map((type) => ({ type, ...assessments[type] })), generation, now),
   };
 }
 
@@ -62,7 +43,7 @@ export function desiredStatus(
  * in any order, transition times compared as instants.
  */
 export function statusEqual(a: WebsiteStatus | undefined, b: WebsiteStatus | undefined): boolean {
-  return canonical(a) === canonical(b);
+  return canonical(a) === canonical(b) && conditionsEqual(a?.conditions, b?.conditions);
 }
 
 function assess(website: Website, deployment: V1Deployment | undefined, outcome: ReconcileOutcome): Assessments {
@@ -123,17 +104,6 @@ function failed(reason: string, message: string): Assessments {
   };
 }
 
-/** metav1.Time's wire form: RFC 3339 in UTC, whole seconds, as Go controllers write it. */
-function metav1Time(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 function canonical(status: WebsiteStatus | undefined): string {
-  const conditions = [...(status?.conditions ?? [])].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
-  return JSON.stringify([
-    status?.observedGeneration,
-    status?.readyReplicas,
-    status?.url,
-    conditions.map((c) => [c.type, c.status, c.reason, c.message, Date.parse(c.lastTransitionTime), c.observedGeneration]),
-  ]);
+  return JSON.stringify([status?.observedGeneration, status?.readyReplicas, status?.url]);
 }

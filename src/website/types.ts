@@ -1,4 +1,5 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { Condition } from '../runtime/conditions.ts';
 
 // The custom resource as crds/websites.yaml declares it; docs/WEBSITE.md is its reference.
 
@@ -23,20 +24,8 @@ export interface WebsiteSpec {
 }
 
 export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
-/**
- * metav1.Condition as it travels in JSON: custom resources come back as plain
- * objects, so lastTransitionTime is an RFC 3339 string, not a Date.
- */
-export interface WebsiteCondition {
-  type: ConditionType;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
-  lastTransitionTime: string;
-  observedGeneration?: number;
-}
+export type WebsiteCondition = Condition<ConditionType>;
 
 export interface WebsiteStatus {
   observedGeneration?: number;

@@ -4,7 +4,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, cr
 import { getEventListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 
-import { KubeApiError, KubeClient, MAX_RETRIES, NO_RESPONSE_CODE, isStatus } from '../../src/runtime/kube.ts';
+import { KubeApiError, KubeClient, MAX_RETRIES, NO_RESPONSE_CODE, failureSummary, isStatus } from '../../src/runtime/kube.ts';
 import type { RestClientMetrics } from '../../src/runtime/metrics.ts';
 import { WatchIdleError, watch, type WatchEvent } from '../../src/runtime/watch.ts';
 import { FakeClock } from '../support/fake-clock.ts';
@@ -223,6 +223,15 @@ describe('KubeClient', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('failureSummary', () => {
+  it('is the server\'s answer without the call for an API error, else the error\'s message', () => {
+    const refused = new KubeApiError('apply ConfigMap ns/x', 422, 'Invalid', 'ConfigMap "x" is invalid: data: Too long');
+    expect(failureSummary(refused)).to.equal('422 Invalid: ConfigMap "x" is invalid: data: Too long');
+    expect(failureSummary(new Error('socket hang up'))).to.equal('socket hang up');
+    expect(failureSummary('plain')).to.equal('plain');
   });
 });
 

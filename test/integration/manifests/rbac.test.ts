@@ -29,7 +29,8 @@ import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
 import { FencedWriter, InFlightRequests, type WriterContext } from '../../../src/runtime/writer.ts';
 import { desiredChildren } from '../../../src/website/desired.ts';
-import { buildEvent } from '../../../src/website/events.ts';
+import { buildEvent } from '../../../src/runtime/event-builder.ts';
+import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { waitForObject } from '../support/wait.ts';
@@ -215,7 +216,7 @@ describe('manifests: RBAC of the operator ServiceAccount (real token, real autho
 
       await writer.createEvent(buildEvent(website, {
         type: 'Normal', reason: 'Created', action: 'Create', note: 'RBAC test', occurrence: ['rbac-test'],
-      }, new Date(), 'rbac-test'));
+      }, new Date(), { reportingController: REPORTING_CONTROLLER, reportingInstance: 'rbac-test' }));
       const events = await adminKubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace, fieldSelector: 'reportingController=ha-operator.example.com/website' });
       expect(events.items.map((e) => e.note)).to.include('RBAC test');
     });
