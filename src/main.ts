@@ -78,7 +78,12 @@ async function main(): Promise<void> {
     shards: config.shards,
     server: kubeConfig.getCurrentCluster()?.server,
   });
-  await manager.start((reason) => void stop(reason, 1));
+  try {
+    await manager.start((reason) => void stop(reason, 1));
+  } catch (error) {
+    logger.error('start failed', { error });
+    await exit(logger, 1);
+  }
   logger.info('running', { httpPort: manager.httpPort, sinceProcessStartMs: Math.round(performance.now()) });
 }
 

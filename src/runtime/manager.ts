@@ -67,6 +67,8 @@ export class Manager {
   private readonly writers: WriterContext;
   private readonly requests = new InFlightRequests();
   private readonly informers: Informer<CachedObject>[] = [];
+  /** Whether each informer of informer() was declared cluster-scoped. */
+  private readonly declaredScopes = new Map<Informer<CachedObject>, boolean>();
   private readonly electors: LeaseElector[] = [];
   private membership: Membership | undefined;
   private rebalanceTimer: Timer | undefined;
@@ -103,9 +105,17 @@ export class Manager {
     }
   }
 
-  /** A watch cache of `resource` in the configured namespace, started with the manager. */
-  informer<T extends KubernetesObject>(resource: Omit<ResourceRef, 'namespace'>): Informer<T> {
-    return this.addInformer<T>({ ...resource, namespace: this.config.watchNamespace }, this.config.resyncPeriodMs);
+  /**
+   * A watch cache of `resource`, started with the manager: in the configured
+   * namespace (WATCH_NAMESPACE), or of the whole cluster for a cluster-scoped
+   * kind (`clusterScoped: true`). start() checks the declared scope against
+   * the API server's discovery and fails with an error that says which.
+   */
+  informer<T extends KubernetesObject>(resource: Omit<ResourceRef, 'namespace'> & { clusterScoped?: boolean }): Informer<T> {
+    const { clusterScoped = false, ...ref } = resource;
+    const informer = this.addInformer<T>({ ...ref, ...(clusterScoped ? {} : { namespace: this.config.watchNamespace }) }, this.config.resyncPeriodMs);
+    this.declaredScopes.set(informer as unknown as Informer<CachedObject>, clusterScoped);
+    return informer;
   }
 
   /**
@@ -186,7 +196,7 @@ export class Manager {
     // Beside the lists: the first reconcile then writes without a discovery round trip per group version.
     this.writers.discovery.prefetch(this.informers.map((i) => i.resource.apiVersion));
     for (const informer of this.informers) informer.start();
-    await Promise.all(this.informers.map((i) => i.whenSynced()));
+    await Promise.all([...this.informers.map((i) => i.whenSynced()), this.checkScopes()]);
     this.logger.info('caches synced', {
       informers: this.informers.map((i) => i.resource.plural),
       durationMs: Math.round(this.clock.monotonicMs() - listingFromMs),
@@ -253,6 +263,25 @@ export class Manager {
     await step('stopped the caches', () => Promise.all(this.informers.map((i) => i.stop())));
     await step('stopped the HTTP server', () => this.http?.close());
     return reports;
+  }
+
+  /**
+   * With WATCH_NAMESPACE set, an informer of a cluster-scoped kind declared
+   * namespaced would list a path the server does not serve (404 forever), and
+   * one of a namespaced kind declared cluster-scoped would watch every
+   * namespace. Discovery tells; a kind it cannot tell about yet (its CRD not
+   * installed) is left to the informer, which retries until it appears.
+   */
+  private async checkScopes(): Promise<void> {
+    if (!this.config.watchNamespace) return;
+    await Promise.all([...this.declaredScopes].map(async ([informer, clusterScoped]) => {
+      const { apiVersion, kind } = informer.resource;
+      const served = await this.writers.discovery.resourceFor(apiVersion, kind).catch(() => undefined);
+      if (served === undefined || served.namespaced !== clusterScoped) return;
+      throw new Error(served.namespaced
+        ? `${kind} (${apiVersion}) is namespaced: register its informer without clusterScoped, so that WATCH_NAMESPACE applies to it`
+        : `${kind} (${apiVersion}) is cluster-scoped: register its informer with clusterScoped: true (WATCH_NAMESPACE applies to namespaced kinds only)`);
+    }));
   }
 
   private addInformer<T extends CachedObject>(resource: ResourceRef, resyncPeriodMs = 0): Informer<T> {

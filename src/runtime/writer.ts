@@ -6,8 +6,8 @@ import type { WriteGate } from './gate.ts';
 import { collectionPath, isStatus, MediaType, objectPath, type ApiRequest, type KubeClient } from './kube.ts';
 import type { Logger } from './logging.ts';
 
-/** Where a status is written: the object's API coordinates. Leave namespace out for a cluster-scoped object. */
-export interface StatusTarget {
+/** An object's API coordinates, for a status or a finalizer. Leave namespace out for a cluster-scoped object. */
+export interface ObjectTarget {
   apiVersion: string;
   kind: string;
   namespace?: string;
@@ -118,9 +118,10 @@ export class FencedWriter {
    * conditional on `resourceVersion` when given (the object the status was
    * computed from: 409 if it has changed since).
    */
-  async applyStatus(target: StatusTarget, status: unknown, resourceVersion?: string): Promise<void> {
-    const { apiVersion, kind, namespace, name } = target;
-    const { plural } = await this.context.discovery.resourceFor(apiVersion, kind);
+  async applyStatus(target: ObjectTarget, status: unknown, resourceVersion?: string): Promise<void> {
+    const { apiVersion, kind, name } = target;
+    const { plural, namespaced } = await this.context.discovery.resourceFor(apiVersion, kind);
+    const namespace = namespaced ? target.namespace : undefined;
     const metadata = { name, ...(namespace ? { namespace } : {}), ...(resourceVersion ? { resourceVersion } : {}) };
     await this.send({
       method: 'PATCH',
@@ -129,6 +130,39 @@ export class FencedWriter {
       body: { apiVersion, kind, metadata, status },
       contentType: MediaType.apply,
       what: `apply the status of ${kind} ${describe(namespace, name)}`,
+    });
+  }
+
+  /**
+   * Adds (`present`) or removes the finalizer `finalizer` on `object` (the
+   * cached copy): a merge patch of metadata.finalizers as that copy has them,
+   * with the one changed, conditional on its resourceVersion — so another
+   * controller's finalizer added meanwhile is not lost (409 instead), and an
+   * object deleted meanwhile gets 404, not a new life (a server-side apply
+   * would create it again). Does nothing when the finalizer is already as
+   * wanted. The API refuses a new finalizer on an object being deleted;
+   * removing one is how a controller lets the deletion finish.
+   *
+   * Optional: a controller needs a finalizer only for clean-up that owner
+   * references cannot express (something outside the cluster, or in another
+   * namespace). The Website sample has none.
+   */
+  async setFinalizer<T extends KubernetesObject>(object: T, finalizer: string, present: boolean): Promise<T> {
+    const finalizers = object.metadata?.finalizers ?? [];
+    if (finalizers.includes(finalizer) === present) return object;
+    const { path, target } = await this.locate(object, 'patch');
+    return this.send<T>({
+      method: 'PATCH',
+      path,
+      query: { fieldManager: this.context.fieldManager },
+      body: {
+        metadata: {
+          resourceVersion: object.metadata?.resourceVersion,
+          finalizers: present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer),
+        },
+      },
+      contentType: MediaType.mergePatch,
+      what: `${present ? 'add' : 'remove'} finalizer ${finalizer} ${present ? 'to' : 'from'} ${target}`,
     });
   }
 

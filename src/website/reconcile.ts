@@ -8,7 +8,7 @@ import { firstDifference } from '../runtime/compare.ts';
 import { buildEvent } from '../runtime/event-builder.ts';
 import { failureSummary, isStatus } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
-import type { StatusTarget } from '../runtime/writer.ts';
+import type { ObjectTarget } from '../runtime/writer.ts';
 import { desiredChildren } from './desired.ts';
 import { childEvent, conditionEvents, REPORTING_CONTROLLER, type WebsiteEvent } from './events.ts';
 import { desiredStatus, statusEqual, type ReconcileOutcome } from './status.ts';
@@ -34,7 +34,7 @@ export interface WebsiteWriter {
   apply<T extends KubernetesObject>(desired: T, resourceVersion?: string): Promise<T>;
   create<T extends KubernetesObject>(desired: T): Promise<T>;
   replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T>;
-  applyStatus(target: StatusTarget, status: unknown, resourceVersion?: string): Promise<void>;
+  applyStatus(target: ObjectTarget, status: unknown, resourceVersion?: string): Promise<void>;
 }
 
 /** Which object to read. */
@@ -327,7 +327,7 @@ async function settle(pass: Pass, website: Website, deployment: V1Deployment | u
   for (const event of conditionEvents(website.status, status)) record(pass, website, event);
   if (statusEqual(website.status, status)) return;
   const { name, namespace, resourceVersion } = website.metadata;
-  const target: StatusTarget = { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, namespace, name };
+  const target: ObjectTarget = { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, namespace, name };
   try {
     // Conditional on the Website this status was computed from.
     await pass.writer.applyStatus(target, status, resourceVersion);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { CoreV1Api, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type V1ConfigMap, type V1Namespace, type V1Secret } from '@kubernetes/client-node';
 
 import { loadConfig } from '../../../src/runtime/config.ts';
 import type { Reconcile } from '../../../src/runtime/controller.ts';
@@ -91,6 +91,34 @@ describe('Manager with several controllers', function () {
       expect(() => manager.createController('late', configMaps, noop)).to.throw('controller late: controllers are registered before the manager starts');
     } finally {
       await manager.shutdown('test');
+    }
+  });
+
+  it('caches a cluster-scoped kind declared so, whatever WATCH_NAMESPACE says', async () => {
+    const namespace = await freshNamespace('manager');
+    const manager = managerFor(namespace, []);
+    const namespaces = manager.informer<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', clusterScoped: true });
+    await manager.start(() => undefined);
+    try {
+      expect(namespaces.get(namespace)?.metadata?.name).to.equal(namespace);
+      expect(namespaces.get('default')?.metadata?.name).to.equal('default');
+    } finally {
+      await manager.shutdown('test');
+    }
+  });
+
+  it('fails to start, saying which, when an informer\'s declared scope is not the kind\'s', async () => {
+    const namespace = await freshNamespace('manager');
+    for (const [resource, message] of [
+      [{ apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces' }, 'Namespace (v1) is cluster-scoped: register its informer with clusterScoped: true'],
+      [{ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', clusterScoped: true }, 'ConfigMap (v1) is namespaced: register its informer without clusterScoped'],
+    ] as const) {
+      const manager = managerFor(namespace, []);
+      manager.informer(resource);
+      const failure = await manager.start(() => undefined).then(() => undefined, (error: unknown) => error);
+      await manager.shutdown('test');
+      expect(failure).to.be.instanceOf(Error);
+      expect((failure as Error).message).to.include(message);
     }
   });
 });

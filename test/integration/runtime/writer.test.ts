@@ -118,6 +118,59 @@ describe('FencedWriter against the API server', function () {
     expect(applied.metadata?.managedFields?.map((m) => [m.manager, m.operation])).to.deep.equal([['ha-operator', 'Apply']]);
   });
 
+  it('applies the status of a cluster-scoped object, whatever namespace the target names', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const condition = { type: 'ExampleChecked', status: 'True', reason: 'Checked', message: 'by the writer test', lastTransitionTime: '2026-01-01T00:00:00Z' };
+    // A Namespace is cluster-scoped: the namespace given (as a controller working in one would) does not apply.
+    await writer.applyStatus({ apiVersion: 'v1', kind: 'Namespace', namespace, name: namespace }, { conditions: [condition] });
+    const read = await adminKubeConfig().makeApiClient(CoreV1Api).readNamespace({ name: namespace });
+    expect(read.status?.conditions?.map((c) => [c.type, c.status, c.reason])).to.deep.include(['ExampleChecked', 'True', 'Checked']);
+  });
+
+  describe('finalizers', () => {
+    const OURS = 'ha-operator.example.com/cleanup';
+    const THEIRS = 'example.com/theirs';
+
+    it('adds and removes its own finalizer, and leaves another one alone', async () => {
+      const core = adminKubeConfig().makeApiClient(CoreV1Api);
+      const created = await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'final', finalizers: [THEIRS] } } });
+      const writer = writerOver(adminKubeConfig());
+      const cached = { ...created, apiVersion: 'v1', kind: 'ConfigMap' };
+      const added = await writer.setFinalizer(cached, OURS, true);
+      expect(added.metadata?.finalizers).to.deep.equal([THEIRS, OURS]);
+      const writes = writer.writes;
+      expect(await writer.setFinalizer(added, OURS, true), 'already there').to.equal(added);
+      expect(writer.writes).to.equal(writes);
+      const removed = await writer.setFinalizer(added, OURS, false);
+      expect(removed.metadata?.finalizers).to.deep.equal([THEIRS]);
+      // A copy from before the removal is stale: 409, and nothing is lost.
+      const stale = await writer.setFinalizer({ ...added, metadata: { ...added.metadata, finalizers: [OURS] } }, OURS, false).catch((e: unknown) => e);
+      expect(stale).to.be.instanceOf(KubeApiError).and.include({ code: 409 });
+      await core.patchNamespacedConfigMap({ namespace, name: 'final', body: { metadata: { finalizers: null } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    });
+
+    it('lets a deletion finish by removing it, and never creates a deleted object again', async () => {
+      const core = adminKubeConfig().makeApiClient(CoreV1Api);
+      const writer = writerOver(adminKubeConfig());
+      const typed = (o: V1ConfigMap): V1ConfigMap => ({ ...o, apiVersion: 'v1', kind: 'ConfigMap' });
+      const created = await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'held' } } });
+      const held = await writer.setFinalizer(typed(created), OURS, true);
+      await core.deleteNamespacedConfigMap({ namespace, name: 'held' });
+      const deleting = typed(await core.readNamespacedConfigMap({ namespace, name: 'held' }));
+      expect(deleting.metadata?.deletionTimestamp, 'the finalizer holds the deletion').to.not.equal(undefined);
+      // A copy older than the deletion is refused (409), then the current one lets it go.
+      const stale = await writer.setFinalizer(held, OURS, false).catch((e: unknown) => e);
+      expect(stale).to.be.instanceOf(KubeApiError).and.include({ code: 409 });
+      await writer.setFinalizer(deleting, OURS, false);
+      const gone = await core.readNamespacedConfigMap({ namespace, name: 'held' }).catch((e: unknown) => e);
+      expect((gone as { code?: number }).code).to.equal(404);
+      // Adding it again with the last copy seen does not bring the object back.
+      const late = await writer.setFinalizer({ ...deleting, metadata: { ...deleting.metadata, finalizers: [] } }, OURS, true).catch((e: unknown) => e);
+      expect(late).to.be.instanceOf(KubeApiError).and.include({ code: 404 });
+      expect(((await core.readNamespacedConfigMap({ namespace, name: 'held' }).catch((e: unknown) => e)) as { code?: number }).code).to.equal(404);
+    });
+  });
+
   it('deletes an object only while it is the one with the uid given: a same-named successor stays', async () => {
     const writer = writerOver(adminKubeConfig());
     const first = await writer.create(configMap(namespace, 'doomed', { v: '1' }));
