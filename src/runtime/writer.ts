@@ -81,8 +81,12 @@ export class FencedWriter {
   /**
    * Server-side apply of a complete desired object, taking ownership of its
    * fields (force). With `resourceVersion` (the cached copy's), the server
-   * answers 409 Conflict if the object has changed since; without it the
-   * apply creates the object if it is missing.
+   * answers 409 Conflict if the object has changed since — including when
+   * another object of that name replaced it. If it was deleted and nothing
+   * replaced it, the apply creates it again (a resourceVersion is no
+   * precondition on a create; tested with finalizers): right for a child the
+   * reconcile wants, wrong for anything else, which is why setFinalizer
+   * patches instead.
    */
   async apply<T extends KubernetesObject>(desired: T, resourceVersion?: string): Promise<T> {
     const { path, target, what } = await this.locate(desired, 'apply');
