@@ -84,7 +84,7 @@ export class FencedWriter {
    * answers 409 Conflict if the object has changed since — including when
    * another object of that name replaced it. If it was deleted and nothing
    * replaced it, the apply creates it again (a resourceVersion is no
-   * precondition on a create; tested with finalizers): right for a child the
+   * precondition on a create; tested): right for a child the
    * reconcile wants, wrong for anything else, which is why setFinalizer
    * patches instead.
    */

@@ -84,6 +84,15 @@ describe('FencedWriter against the API server', function () {
     expect(now.data).to.deep.equal({ v: '2' });
   });
 
+  it('an apply with the resourceVersion of an object deleted since creates it again (the API server takes no precondition on a create)', async () => {
+    const writer = writerOver(adminKubeConfig());
+    const created = await writer.create(configMap(namespace, 'again', { v: '1' }));
+    await adminKubeConfig().makeApiClient(CoreV1Api).deleteNamespacedConfigMap({ namespace, name: 'again' });
+    const applied = await writer.apply(configMap(namespace, 'again', { v: '2' }), created.metadata!.resourceVersion);
+    expect(applied.metadata?.uid).to.not.equal(created.metadata?.uid);
+    expect(applied.data).to.deep.equal({ v: '2' });
+  });
+
   it('a create of a name that exists gets 409 AlreadyExists instead of taking the object over', async () => {
     const writer = writerOver(adminKubeConfig());
     const theirs = await writer.create(configMap(namespace, 'taken', { theirs: 'yes' }));
