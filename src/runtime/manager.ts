@@ -50,9 +50,9 @@ export function electionLiveness(electors: readonly Pick<LeaseElector, 'name' | 
 
 /**
  * Owns the shared pieces of one operator process — informers, the
- * controller, the lease electors and their write gate, the HTTP server — and
+ * controllers, the lease electors and their write gate, the HTTP server — and
  * runs the shutdown sequence. Informers run on every replica (hot standby);
- * the controller's workers run everywhere too, but the gate lets a key's work
+ * the controllers' workers run everywhere too, but the gate lets a key's work
  * start only on the replica that leads the key's shard.
  */
 export class Manager {
