@@ -8,7 +8,7 @@ NODE_DEPS := node_modules/.installed
 BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency
 
 .PHONY: help deps system-deps controlplane build typecheck lint test test-unit test-integration \
-        run cluster-up cluster-down clean grafana study chaos bench $(BENCHES)
+        run cluster-up cluster-down clean crds grafana study chaos bench $(BENCHES)
 
 help:
 	@echo "make run           the HA demo: local control plane, CRD, two replicas, sample Websites; Ctrl-C stops"
@@ -16,6 +16,7 @@ help:
 	@echo "make build         bundle the operator into dist/main.mjs (what the image runs)"
 	@echo "make lint          eslint"
 	@echo "make bench         every benchmark (~50 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
+	@echo "make crds          regenerate crds/ from the schemas in src/"
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"
@@ -75,6 +76,10 @@ cluster-up: deps controlplane
 
 cluster-down: $(NODE_DEPS)
 	node hack/controlplane/cli.ts down
+
+# Regenerates crds/ from the schemas in src/ (a test checks they are current).
+crds: $(NODE_DEPS)
+	node hack/crds.ts
 
 # Regenerates grafana/ and alerts/prometheusrule.yaml from hack/grafana/ (a test checks they are current).
 grafana: $(NODE_DEPS)
