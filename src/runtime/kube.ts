@@ -343,8 +343,9 @@ function statusError(what: string, status: number, text: string, retryAfterSecon
 
 /**
  * What went wrong with a call, for a condition message, an event or a log
- * line: the API server's own answer ("apply ConfigMap ns/x: 422 Invalid: …",
- * KubeApiError's summary) when there was one, else the error's message.
+ * line that names the call itself: the API server's own answer without the
+ * call's name ("422 Invalid: …", KubeApiError's summary) when there was one,
+ * else the error's message.
  */
 export function failureSummary(error: unknown): string {
   if (error instanceof KubeApiError) return error.summary;
