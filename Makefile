@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE_DEPS := node_modules/.installed
 BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency
 
-.PHONY: help deps system-deps controlplane build typecheck lint test test-unit test-integration \
+.PHONY: help deps system-deps controlplane nodes build typecheck lint test test-unit test-integration \
         run cluster-up cluster-down clean crds grafana study chaos bench $(BENCHES)
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"
+	@echo "make nodes         build (or find cached) kubelet, kube-proxy, kube-scheduler and containerd for real nodes"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
 	@echo "make cluster-down  stop it"
 	@echo "make clean         remove build output (the cached control plane stays)"
@@ -45,6 +46,11 @@ deps: $(NODE_DEPS) system-deps
 
 controlplane:
 	@bash hack/build-controlplane.sh >/dev/null
+
+# What real nodes run (kubelet, kube-proxy, kube-scheduler, containerd + shim + ctr), from the Go
+# module proxy, cached per version; not needed by make test yet.
+nodes:
+	@bash hack/build-nodes.sh
 
 # dist/main.mjs: src/main.ts and its dependencies bundled by esbuild (hack/build.ts says why).
 build: $(NODE_DEPS)
