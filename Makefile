@@ -20,7 +20,7 @@ help:
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"
-	@echo "make nodes         build (or find cached) kubelet, kube-proxy, kube-scheduler and containerd for real nodes"
+	@echo "make nodes         what real nodes need: kubelet, kube-proxy, kube-scheduler, containerd (built, cached) and runc, CNI plugins, iptables, socat (Debian)"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
 	@echo "make cluster-down  stop it"
 	@echo "make clean         remove build output (the cached control plane stays)"
@@ -48,8 +48,16 @@ controlplane:
 	@bash hack/build-controlplane.sh >/dev/null
 
 # What real nodes run (kubelet, kube-proxy, kube-scheduler, containerd + shim + ctr), from the Go
-# module proxy, cached per version; not needed by make test yet.
+# module proxy, cached per version, and the Debian packages beside them: runc, the CNI plugins,
+# iptables (kube-proxy), socat and conntrack. Running nodes needs root. Not needed by make test yet.
 nodes:
+	@missing=""; for p in runc containernetworking-plugins iptables socat conntrack; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends $$missing; fi; \
+	fi
 	@bash hack/build-nodes.sh
 
 # dist/main.mjs: src/main.ts and its dependencies bundled by esbuild (hack/build.ts says why).
