@@ -47,8 +47,6 @@ export interface InformerOptions {
   metrics?: InformerMetrics;
 }
 
-
-
 /**
  * What an informer needs of the objects it caches: their metadata as JSON
  * carries it. client-node's KubernetesObject fits, and so does a plain JSON
@@ -208,16 +206,12 @@ export class Informer<T extends CachedObject> {
           if (this.needList) await this.relist();
           outcome = await this.watchOnce(false);
         }
-        if (outcome === 'gone') {
-          this.logger.info('watch resourceVersion is gone (410); listing again', { resourceVersion: this.resourceVersion });
-          this.needList = true;
-        }
+        if (outcome === 'gone') this.listAgain();
         this.failures = 0;
       } catch (error) {
         if (this.stopped) break;
         if (isStatus(error, 410)) {
-          this.logger.info('watch resourceVersion is gone (410); listing again', { resourceVersion: this.resourceVersion });
-          this.needList = true;
+          this.listAgain();
           continue;
         }
         const delayMs = this.nextBackoff();
@@ -238,6 +232,12 @@ export class Informer<T extends CachedObject> {
     this.failures++;
     // Full jitter spreads the reconnects of many replicas after an apiserver restart.
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  /** The version the cache is at is gone from the server (410, as an answer or a watch event): list again. */
+  private listAgain(): void {
+    this.logger.info('watch resourceVersion is gone (410); listing again', { resourceVersion: this.resourceVersion });
+    this.needList = true;
   }
 
   /**

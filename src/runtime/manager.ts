@@ -67,8 +67,6 @@ export class Manager {
   private readonly writers: WriterContext;
   private readonly requests = new InFlightRequests();
   private readonly informers: Informer<CachedObject>[] = [];
-  /** Whether each informer of informer() was declared cluster-scoped. */
-  private readonly declaredScopes = new Map<Informer<CachedObject>, boolean>();
   private readonly electors: LeaseElector[] = [];
   private membership: Membership | undefined;
   private rebalanceTimer: Timer | undefined;
@@ -113,9 +111,7 @@ export class Manager {
    */
   informer<T extends KubernetesObject>(resource: Omit<ResourceRef, 'namespace'> & { clusterScoped?: boolean }): Informer<T> {
     const { clusterScoped = false, ...ref } = resource;
-    const informer = this.addInformer<T>({ ...ref, ...(clusterScoped ? {} : { namespace: this.config.watchNamespace }) }, this.config.resyncPeriodMs);
-    this.declaredScopes.set(informer as unknown as Informer<CachedObject>, clusterScoped);
-    return informer;
+    return this.addInformer<T>({ ...ref, ...(clusterScoped ? {} : { namespace: this.config.watchNamespace }) }, this.config.resyncPeriodMs);
   }
 
   /**
@@ -274,8 +270,9 @@ export class Manager {
    */
   private async checkScopes(): Promise<void> {
     if (!this.config.watchNamespace) return;
-    await Promise.all([...this.declaredScopes].map(async ([informer, clusterScoped]) => {
-      const { apiVersion, kind } = informer.resource;
+    await Promise.all(this.informers.map(async ({ resource: { apiVersion, kind, namespace } }) => {
+      // Declared cluster-scoped: no namespace in its path.
+      const clusterScoped = namespace === undefined;
       const served = await this.writers.discovery.resourceFor(apiVersion, kind).catch(() => undefined);
       if (served === undefined || served.namespaced !== clusterScoped) return;
       throw new Error(served.namespaced

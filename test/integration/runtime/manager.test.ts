@@ -9,15 +9,18 @@ import { Manager } from '../../../src/runtime/manager.ts';
 import { OperatorMetrics } from '../../../src/runtime/metrics.ts';
 import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
 
-/** A Manager with no controller yet, watching `namespace`, logging JSON lines into `lines`. */
-function managerFor(namespace: string, lines: string[]): Manager {
+/** A Manager with no controller yet, watching `namespace`, logging JSON lines into `lines` (and to `onLine`). */
+function managerFor(namespace: string, lines: string[], onLine: (line: string) => void = () => undefined): Manager {
   const config = loadConfig({
     LEADER_ELECTION: 'false', WATCH_NAMESPACE: namespace, POD_NAME: `manager-${namespace}`, LEASE_NAMESPACE: namespace,
     HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', DRAIN_TIMEOUT_SECONDS: '10',
   }, () => undefined);
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter((line) => line !== ''));
+      for (const line of chunk.toString().split('\n').filter((l) => l !== '')) {
+        lines.push(line);
+        onLine(line);
+      }
       done();
     },
   });
@@ -42,7 +45,11 @@ describe('Manager with several controllers', function () {
   it('runs every controller\'s workers and drains all of them on shutdown, each with its own report', async () => {
     const namespace = await freshNamespace('manager');
     const lines: string[] = [];
-    const manager = managerFor(namespace, lines);
+    let markShuttingDown!: () => void;
+    const shuttingDown = new Promise<void>((resolve) => (markShuttingDown = resolve));
+    const manager = managerFor(namespace, lines, (line) => {
+      if ((JSON.parse(line) as { message: string }).message === 'shutting down') markShuttingDown();
+    });
     let releaseAll!: () => void;
     const release = new Promise<void>((resolve) => (releaseAll = resolve));
     const finished: string[] = [];
@@ -66,8 +73,8 @@ describe('Manager with several controllers', function () {
 
     let shutDown = false;
     const shutdown = manager.shutdown('test').finally(() => (shutDown = true));
-    // The drain waits for both reconciles in flight; released, they finish inside it.
-    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    // The drain waits for both reconciles in flight; released once it has begun, they finish inside it.
+    await shuttingDown;
     expect(shutDown, 'the shutdown did not wait for the reconciles in flight').to.equal(false);
     releaseAll();
     const reports = await shutdown;
