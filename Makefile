@@ -21,7 +21,7 @@ help:
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"
 	@echo "make nodes         what real nodes need: kubelet, kube-proxy, kube-scheduler, containerd (built, cached) and runc, CNI plugins, iptables, socat (Debian)"
-	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG"
+	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG (NODES=2: with real nodes, as root)"
 	@echo "make cluster-down  stop it"
 	@echo "make clean         remove build output (the cached control plane stays)"
 
@@ -49,9 +49,10 @@ controlplane:
 
 # What real nodes run (kubelet, kube-proxy, kube-scheduler, containerd + shim + ctr), from the Go
 # module proxy, cached per version, and the Debian packages beside them: runc, the CNI plugins,
-# iptables (kube-proxy), socat and conntrack. Running nodes needs root. Not needed by make test yet.
+# iptables (kube-proxy), socat (the host's way to the apiserver), conntrack, and busybox-static
+# (the local web image, hack/images/web.ts). Running nodes needs root (hack/cluster/).
 nodes:
-	@missing=""; for p in runc containernetworking-plugins iptables socat conntrack; do \
+	@missing=""; for p in runc containernetworking-plugins iptables socat conntrack busybox-static; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -73,10 +74,10 @@ lint: $(NODE_DEPS)
 test-unit: $(NODE_DEPS) system-deps
 	mocha --config .mocharc.unit.json
 
-# The second command fails the run if any etcd or kube-apiserver of a test plane outlived it.
-test-integration: deps controlplane
+# The second command fails the run if any process of a test plane or cluster (etcd, kube-apiserver, kubelet…) outlived it.
+test-integration: deps controlplane nodes
 	mocha --config .mocharc.integration.json
-	@leftover="$$(pgrep -af "$${TMPDIR:-/tmp}/ha-operator-plane-" || true)"; \
+	@leftover="$$(pgrep -af "$${TMPDIR:-/tmp}/ha-operator-(plane|cluster)-" || true)"; \
 	if [ -n "$$leftover" ]; then echo "processes left behind by the test planes:"; echo "$$leftover"; exit 1; fi
 
 test: deps controlplane typecheck lint test-unit test-integration
@@ -85,8 +86,9 @@ test: deps controlplane typecheck lint test-unit test-integration
 run: deps controlplane
 	node hack/demo.ts $(ARGS)
 
-cluster-up: deps controlplane
-	node hack/controlplane/cli.ts up
+# NODES=2: real nodes too (containerd, kubelet, kube-proxy; root), with the project's images loaded.
+cluster-up: deps controlplane $(if $(NODES),nodes)
+	node hack/controlplane/cli.ts up $(if $(NODES),--nodes=$(NODES))
 
 cluster-down: $(NODE_DEPS)
 	node hack/controlplane/cli.ts down

@@ -14,6 +14,19 @@ export interface PlaneCertificates {
   adminKey: string;
   serviceAccountPublicKey: string;
   serviceAccountPrivateKey: string;
+  /** The apiserver's client pair for kubelets (exec, logs); group system:masters. */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
+}
+
+/**
+ * Names the serving certificate covers beyond 127.0.0.1 and localhost: for a
+ * plane that pods reach, the advertised node IP, the first service IP and the
+ * `kubernetes` Service's DNS names, which in-cluster clients verify.
+ */
+export interface ServingNames {
+  ips: string[];
+  dnsNames: string[];
 }
 
 /**
@@ -22,7 +35,7 @@ export interface PlaneCertificates {
  * service-account signing keys. node:crypto cannot issue X.509 certificates,
  * so the certificates come from the openssl command line.
  */
-export async function writeCertificates(dir: string): Promise<PlaneCertificates> {
+export async function writeCertificates(dir: string, serving: ServingNames = { ips: [], dnsNames: ['kubernetes.default.svc'] }): Promise<PlaneCertificates> {
   const path = (name: string): string => join(dir, name);
   const files: PlaneCertificates = {
     caCert: path('ca.crt'),
@@ -32,13 +45,16 @@ export async function writeCertificates(dir: string): Promise<PlaneCertificates>
     adminKey: path('admin.key'),
     serviceAccountPublicKey: path('sa.pub'),
     serviceAccountPrivateKey: path('sa.key'),
+    kubeletClientCert: path('apiserver-kubelet-client.crt'),
+    kubeletClientKey: path('apiserver-kubelet-client.key'),
   };
   await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', path('ca.key'), '-out', files.caCert, '-days', '7', '-subj', '/CN=ha-operator-test-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await issue(dir, 'apiserver', '/CN=kube-apiserver',
-    ['subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc', 'extendedKeyUsage=serverAuth']);
-  await issue(dir, 'admin', '/O=system:masters/CN=ha-operator-admin', ['extendedKeyUsage=clientAuth']);
+  const altNames = [...['127.0.0.1', ...serving.ips].map((ip) => `IP:${ip}`), ...['localhost', ...serving.dnsNames].map((name) => `DNS:${name}`)];
+  await issue(dir, 'apiserver', '/CN=kube-apiserver', [`subjectAltName=${altNames.join(',')}`, 'extendedKeyUsage=serverAuth']);
+  await issueClient(dir, 'admin', 'ha-operator-admin', 'system:masters');
+  await issueClient(dir, 'apiserver-kubelet-client', 'kube-apiserver-kubelet-client', 'system:masters');
 
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
@@ -48,6 +64,19 @@ export async function writeCertificates(dir: string): Promise<PlaneCertificates>
   await writeFile(files.serviceAccountPublicKey, publicKey, { mode: 0o600 });
   await writeFile(files.serviceAccountPrivateKey, privateKey, { mode: 0o600 });
   return files;
+}
+
+/**
+ * A client pair `<name>.crt`/`<name>.key` in `dir`, signed by the plane's CA
+ * (`ca.crt`/`ca.key` there): the apiserver reads CN as the user, O as its group.
+ */
+export function issueClient(dir: string, name: string, user: string, group?: string): Promise<void> {
+  return issue(dir, name, `${group ? `/O=${group}` : ''}/CN=${user}`, ['extendedKeyUsage=clientAuth']);
+}
+
+/** A serving pair for `ips`, signed by the plane's CA (a kubelet's, say). */
+export function issueServing(dir: string, name: string, commonName: string, ips: string[]): Promise<void> {
+  return issue(dir, name, `/CN=${commonName}`, [`subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}`, 'extendedKeyUsage=serverAuth']);
 }
 
 async function issue(dir: string, name: string, subject: string, extensions: string[]): Promise<void> {

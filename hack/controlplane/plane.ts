@@ -6,8 +6,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { writeCertificates, type PlaneCertificates } from './certs.ts';
+import { writeCertificates, type PlaneCertificates, type ServingNames } from './certs.ts';
 import { ManagedProcess, killAllSync } from './process.ts';
+import { reachableInside } from '../cluster/namespaces.ts';
+import { runBuildScript } from '../lib/build-script.ts';
 
 const run = promisify(execFile);
 const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -32,7 +34,32 @@ export interface ControlPlaneOptions {
   audit?: boolean;
   /** More kube-apiserver flags (a feature gate turned off, say). */
   apiServerArgs?: string[];
+  /**
+   * Run every component inside this network namespace, configured for real
+   * nodes and pods (hack/cluster/): ServiceAccount admission and the Node
+   * authorizer on, every default controller, a scheduler, the `kubernetes`
+   * Service pointing at `advertiseAddress`. The host reaches the apiserver
+   * through a unix-socket bridge, so nothing listens on the host's network.
+   * Needs root (nsenter).
+   */
+  podNetwork?: PodNetwork;
 }
+
+export interface PodNetwork {
+  /** The pinned network namespace file (`unshare --net=FILE`). */
+  netnsPath: string;
+  /** Node 1's IP, which the `kubernetes` Service's endpoint names. */
+  advertiseAddress: string;
+  /** The Service IP range; its first address is the `kubernetes` Service's. */
+  serviceCidr: string;
+  /** The pod IP range, which the controller-manager and kube-proxy are told. */
+  podCidr: string;
+  /** kube-scheduler is built with the node binaries (hack/build-nodes.sh). */
+  schedulerBinary: string;
+}
+
+/** Fixed ports inside a pod network's namespace: nothing else listens there. */
+const podNetworkPorts: Ports = { apiServer: 6443, etcdClient: 2379, etcdPeer: 2380 };
 
 /**
  * Mutating requests with their request and response bodies (the response's
@@ -88,14 +115,19 @@ export class ControlPlane {
   private stopped = false;
 
   private readonly extraApiServerArgs: string[];
+  readonly podNetwork: PodNetwork | undefined;
+  /** unix socket → apiserver inside the namespace, host loopback port → socket. */
+  private bridge: { inside: ManagedProcess; host: ManagedProcess } | undefined;
+  private scheduler: ManagedProcess | undefined;
 
-  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, detached: boolean, audit: boolean, extraApiServerArgs: string[]) {
+  private constructor(dir: string, binDir: string, certs: PlaneCertificates, ports: Ports, hostPort: number, detached: boolean, audit: boolean, extraApiServerArgs: string[], podNetwork: PodNetwork | undefined) {
     this.dir = dir;
     this.binDir = binDir;
     this.certs = certs;
     this.apiServerPort = ports.apiServer;
-    this.server = `https://127.0.0.1:${ports.apiServer}`;
+    this.server = `https://127.0.0.1:${hostPort}`;
     this.etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
+    this.podNetwork = podNetwork;
     this.kubeconfigPath = join(dir, 'admin.kubeconfig');
     this.detached = detached;
     this.ports = ports;
@@ -108,13 +140,19 @@ export class ControlPlane {
     const parent = options.parentDir ?? tmpdir();
     await mkdir(parent, { recursive: true });
     const dir = mkdtempSync(join(parent, 'ha-operator-plane-'));
-    const plane = new ControlPlane(dir, binDir, await writeCertificates(dir), await freePorts(), options.detached ?? false, options.audit ?? false, options.apiServerArgs ?? []);
+    const pods = options.podNetwork;
+    const certs = await writeCertificates(dir, pods ? podServingNames(pods) : undefined);
+    const ports = pods ? podNetworkPorts : await freePorts();
+    const hostPort = pods ? await freePort() : ports.apiServer;
+    const plane = new ControlPlane(dir, binDir, certs, ports, hostPort, options.detached ?? false, options.audit ?? false, options.apiServerArgs ?? [], pods);
     planes.add(plane);
     try {
       await plane.writeKubeconfig(plane.kubeconfigPath, { clientCert: plane.certs.adminCert, clientKey: plane.certs.adminKey });
+      if (pods) plane.startBridge(hostPort);
       await plane.startEtcd();
       await plane.startApiServer(options.readyTimeoutMs);
-      if (options.controllerManager) await plane.startControllerManager();
+      if (options.controllerManager || pods) await plane.startControllerManager();
+      if (pods) await plane.startScheduler();
     } catch (error) {
       await plane.stop();
       throw error;
@@ -124,7 +162,7 @@ export class ControlPlane {
 
   /** Process ids of the components that are running now. */
   pids(): number[] {
-    return [this.etcd, this.apiServer, this.controllerManager]
+    return [this.bridge?.inside, this.bridge?.host, this.etcd, this.apiServer, this.controllerManager, this.scheduler]
       .filter((p): p is ManagedProcess => p?.running === true)
       .map((p) => p.pid)
       .filter((pid): pid is number => pid !== undefined);
@@ -153,17 +191,19 @@ export class ControlPlane {
       `--tls-private-key-file=${this.certs.servingKey}`,
       `--client-ca-file=${this.certs.caCert}`,
       `--secure-port=${this.apiServerPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      '--authorization-mode=RBAC',
-      // Room for thousands of Services: every Website has one (the benchmarks create 1,000+).
-      '--service-cluster-ip-range=10.0.0.0/16',
       '--allow-privileged=true',
-      '--disable-admission-plugins=ServiceAccount',
-      '--endpoint-reconciler-type=none',
-      `--service-account-issuer=https://127.0.0.1:${this.apiServerPort}/`,
       `--service-account-key-file=${this.certs.serviceAccountPublicKey}`,
       `--service-account-signing-key-file=${this.certs.serviceAccountPrivateKey}`,
+      ...(this.podNetwork ? this.podApiServerArgs(this.podNetwork) : [
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        '--authorization-mode=RBAC',
+        // Room for thousands of Services: every Website has one (the benchmarks create 1,000+).
+        '--service-cluster-ip-range=10.0.0.0/16',
+        '--disable-admission-plugins=ServiceAccount',
+        '--endpoint-reconciler-type=none',
+        `--service-account-issuer=https://127.0.0.1:${this.apiServerPort}/`,
+      ]),
     ];
     if (this.auditLogPath) {
       const policy = join(this.dir, 'audit-policy.json');
@@ -176,15 +216,43 @@ export class ControlPlane {
     await this.waitReady(this.apiServer, readyTimeoutMs);
   }
 
+  /**
+   * What a plane that pods use needs beyond the loopback plane: ServiceAccount
+   * admission (tokens projected into pods), the Node authorizer and
+   * NodeRestriction for kubelets, the `kubernetes` Service's endpoint kept by
+   * the lease reconciler at node 1's IP, and kubelets dialled by InternalIP —
+   * by hostname the apiserver would ask the host's resolver, which the
+   * namespace cannot reach.
+   */
+  private podApiServerArgs(pods: PodNetwork): string[] {
+    return [
+      '--bind-address=0.0.0.0',
+      `--advertise-address=${pods.advertiseAddress}`,
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
+      `--service-cluster-ip-range=${pods.serviceCidr}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--kubelet-client-certificate=${this.certs.kubeletClientCert}`,
+      `--kubelet-client-key=${this.certs.kubeletClientKey}`,
+      `--kubelet-certificate-authority=${this.certs.caCert}`,
+      '--kubelet-preferred-address-types=InternalIP',
+    ];
+  }
+
+  /** The address components inside the pod network's namespace reach the apiserver at. */
+  get internalServer(): string {
+    return `https://127.0.0.1:${this.apiServerPort}`;
+  }
+
   /** A kubeconfig for another identity (for example a ServiceAccount token). */
-  async writeKubeconfig(path: string, user: { token: string } | { clientCert: string; clientKey: string }): Promise<string> {
+  async writeKubeconfig(path: string, user: { token: string } | { clientCert: string; clientKey: string }, server = this.server): Promise<string> {
     const userEntry = 'token' in user
       ? { token: user.token }
       : { 'client-certificate': user.clientCert, 'client-key': user.clientKey };
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'local', cluster: { server: this.server, 'certificate-authority': this.certs.caCert } }],
+      clusters: [{ name: 'local', cluster: { server, 'certificate-authority': this.certs.caCert } }],
       users: [{ name: 'user', user: userEntry }],
       contexts: [{ name: 'local', context: { cluster: 'local', user: 'user' } }],
       'current-context': 'local',
@@ -204,11 +272,11 @@ export class ControlPlane {
     }
   }
 
-  /** Stops every component (controller-manager, apiserver, then etcd) and removes the directory. */
+  /** Stops every component (scheduler, controller-manager, apiserver, then etcd) and removes the directory. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const proc of [this.controllerManager, this.apiServer, this.etcd]) await proc?.stop();
+    for (const proc of [this.scheduler, this.controllerManager, this.apiServer, this.etcd, this.bridge?.host, this.bridge?.inside]) await proc?.stop();
     rmSync(this.dir, { recursive: true, force: true });
     planes.delete(this);
   }
@@ -225,7 +293,7 @@ export class ControlPlane {
       '--log-level=warn',
     ]);
     const deadline = Date.now() + 30_000;
-    while (!(await httpOk(`${this.etcdUrl}/health`))) {
+    while (!(await this.reachable(`${this.etcdUrl}/health`))) {
       this.assertRunning(this.etcd);
       if (Date.now() > deadline) throw this.failure(this.etcd, 'etcd did not become healthy within 30 s');
       await delay(50);
@@ -233,30 +301,91 @@ export class ControlPlane {
   }
 
   private async startControllerManager(readyTimeoutMs = 60_000): Promise<void> {
-    const port = await freePort();
+    const port = this.podNetwork ? 10257 : await freePort();
+    const kubeconfig = await this.componentKubeconfig('kube-controller-manager');
     this.controllerManager = this.spawn('kube-controller-manager', [
-      `--kubeconfig=${this.kubeconfigPath}`,
-      `--authentication-kubeconfig=${this.kubeconfigPath}`,
-      `--authorization-kubeconfig=${this.kubeconfigPath}`,
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
       '--leader-elect=false',
-      `--controllers=${controllers.join(',')}`,
       `--service-account-private-key-file=${this.certs.serviceAccountPrivateKey}`,
       `--root-ca-file=${this.certs.caCert}`,
       '--bind-address=127.0.0.1',
       `--secure-port=${port}`,
       `--cert-dir=${join(this.dir, 'kcm-certs')}`,
+      // Pods need them all: service accounts, endpoint slices, node lifecycle, the root CA ConfigMap…
+      ...(this.podNetwork ? [
+        '--controllers=*',
+        `--cluster-cidr=${this.podNetwork.podCidr}`,
+        `--service-cluster-ip-range=${this.podNetwork.serviceCidr}`,
+        `--cluster-signing-cert-file=${this.certs.caCert}`,
+        `--cluster-signing-key-file=${join(this.dir, 'ca.key')}`,
+        // Its default is under /usr/libexec, outside the cluster's directory.
+        `--flex-volume-plugin-dir=${join(this.dir, 'flexvolume')}`,
+      ] : [`--controllers=${controllers.join(',')}`]),
     ]);
-    const deadline = Date.now() + readyTimeoutMs;
-    // /healthz is served to anyone (always-allow path) over its self-signed certificate.
-    while (!(await this.get(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false }))) {
-      this.assertRunning(this.controllerManager);
-      if (Date.now() > deadline) throw this.failure(this.controllerManager, `kube-controller-manager was not healthy within ${readyTimeoutMs / 1000} s`);
+    await this.waitHealthy(this.controllerManager, `https://127.0.0.1:${port}/healthz`, readyTimeoutMs);
+  }
+
+  private async startScheduler(readyTimeoutMs = 60_000): Promise<void> {
+    const kubeconfig = await this.componentKubeconfig('kube-scheduler');
+    this.scheduler = this.spawn('kube-scheduler', [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      '--secure-port=10259',
+      `--cert-dir=${join(this.dir, 'scheduler-certs')}`,
+    ], this.podNetwork!.schedulerBinary);
+    await this.waitHealthy(this.scheduler, 'https://127.0.0.1:10259/healthz', readyTimeoutMs);
+  }
+
+  /** The admin kubeconfig, at the address a component inside the namespace reaches. */
+  private async componentKubeconfig(name: string): Promise<string> {
+    if (!this.podNetwork) return this.kubeconfigPath;
+    return this.writeKubeconfig(join(this.dir, `${name}.kubeconfig`), { clientCert: this.certs.adminCert, clientKey: this.certs.adminKey }, this.internalServer);
+  }
+
+  /** /healthz is served to anyone (always-allow path) over the component's self-signed certificate. */
+  private async waitHealthy(proc: ManagedProcess, url: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await this.reachable(url))) {
+      this.assertRunning(proc);
+      if (Date.now() > deadline) throw this.failure(proc, `${proc.name} was not healthy within ${timeoutMs / 1000} s`);
       await delay(100);
     }
   }
 
-  private spawn(name: string, args: string[]): ManagedProcess {
-    return new ManagedProcess(name, join(this.binDir, name), args, join(this.dir, `${name}.log`), this.detached);
+  /**
+   * Whether a GET of a component's health URL answers 200, asked from where the
+   * component runs: on loopback from here, inside the pod network's namespace
+   * (reachableInside).
+   */
+  private async reachable(url: string): Promise<boolean> {
+    if (!this.podNetwork) return url.startsWith('https:') ? this.get(url, { rejectUnauthorized: false }) : httpOk(url);
+    return reachableInside(this.podNetwork.netnsPath, url);
+  }
+
+  /**
+   * The host's way in: socat inside the namespace accepts on a unix socket in
+   * the plane's directory and connects to the apiserver; socat on the host
+   * accepts on a loopback port and connects to the socket. No route between
+   * the two networks, so nothing in the namespace can reach the host's.
+   */
+  private startBridge(hostPort: number): void {
+    const socket = join(this.dir, 'apiserver.sock');
+    this.bridge = {
+      inside: this.spawn('socat', [`UNIX-LISTEN:${socket},fork,mode=600`, `TCP:127.0.0.1:${this.apiServerPort}`], '/usr/bin/socat'),
+      host: new ManagedProcess('socat-host', '/usr/bin/socat', [`TCP-LISTEN:${hostPort},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${socket}`], join(this.dir, 'socat-host.log'), this.detached),
+    };
+  }
+
+  private spawn(name: string, args: string[], binary = join(this.binDir, name)): ManagedProcess {
+    const log = join(this.dir, `${name}.log`);
+    if (!this.podNetwork) return new ManagedProcess(name, binary, args, log, this.detached);
+    // nsenter execs the component: the pid is the component's.
+    return new ManagedProcess(name, 'nsenter', [`--net=${this.podNetwork.netnsPath}`, '--', binary, ...args], log, this.detached);
   }
 
   private async waitReady(proc: ManagedProcess, timeoutMs: number): Promise<void> {
@@ -302,6 +431,20 @@ export class ControlPlane {
   }
 }
 
+function podServingNames(pods: PodNetwork): ServingNames {
+  return {
+    ips: [pods.advertiseAddress, firstAddress(pods.serviceCidr)],
+    dnsNames: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+  };
+}
+
+/** 10.0.0.0/16 → 10.0.0.1: the address the apiserver gives the `kubernetes` Service. */
+function firstAddress(cidr: string): string {
+  const octets = cidr.split('/')[0]!.split('.').map(Number);
+  octets[3]! += 1;
+  return octets.join('.');
+}
+
 interface Ports {
   apiServer: number;
   etcdClient: number;
@@ -339,14 +482,8 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Builds the binaries (or finds them in the cache) with hack/build-controlplane.sh. */
-export async function buildBinaries(): Promise<string> {
-  try {
-    const { stdout } = await run('bash', [join(repoRoot, 'hack', 'build-controlplane.sh')], { maxBuffer: 16 << 20 });
-    return stdout.trim().split('\n').at(-1)!;
-  } catch (error) {
-    const err = error as Error & { stderr?: string };
-    throw new ControlPlaneError(`building the control plane failed:\n${err.stderr?.trim() || err.message}`, { cause: error });
-  }
+export function buildBinaries(): Promise<string> {
+  return runBuildScript(join(repoRoot, 'hack', 'build-controlplane.sh'), 'the control plane');
 }
 
 const planes = new Set<ControlPlane>();

@@ -27,6 +27,8 @@ export interface AuditEvent {
   stage: string;
   verb: string;
   userAgent?: string;
+  user?: { username?: string; extra?: Record<string, string[]> };
+  sourceIPs?: string[];
   objectRef?: { resource?: string; namespace?: string; name?: string; apiGroup?: string; subresource?: string };
   responseStatus?: { code?: number };
   requestObject?: { metadata?: { name?: string } };

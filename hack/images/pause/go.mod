@@ -1,0 +1,3 @@
+module github.com/ha-operator/ha-operator/hack/images/pause
+
+go 1.26.0

@@ -1,0 +1,150 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import type { LocalCluster } from '../../../hack/cluster/cluster.ts';
+import { OPERATOR_IMAGE, WEB_IMAGE } from '../../../hack/images/build.ts';
+import { readAuditLog } from '../../../hack/lib/audit.ts';
+import { REPO_ROOT } from '../../../hack/lib/replica.ts';
+import { startLocalCluster } from '../support/nodes.ts';
+
+/**
+ * `kubectl apply -k manifests/` on a cluster of two real nodes, unchanged:
+ * the operator runs as pods of the image built here (hack/images/), under the
+ * Deployment's probes and securityContext, with the ServiceAccount's projected
+ * token and only its RBAC, and the sample Websites get real pods. The API
+ * server's audit log says who wrote, from where.
+ */
+
+const NAMESPACE = 'ha-operator';
+const SAMPLES = 'samples';
+
+interface Pod {
+  metadata: { name: string; uid: string };
+  spec: { nodeName: string };
+  status: { podIP: string; containerStatuses?: { name: string; ready: boolean; containerID?: string }[] };
+}
+
+interface Website {
+  metadata: { name: string };
+  spec: { replicas?: number };
+  status?: { conditions?: { type: string; status: string; reason: string }[] };
+}
+
+async function json<T>(cluster: LocalCluster, args: string[]): Promise<T> {
+  return JSON.parse(await cluster.kubectl([...args, '-o', 'json'])) as T;
+}
+
+/** The operator container's process on the host, found by the pod's UID in its cgroup path. */
+function operatorProcess(cluster: LocalCluster, pod: Pod): number {
+  const node = cluster.nodes.find((n) => n.name === pod.spec.nodeName)!;
+  const podCgroup = pod.metadata.uid;
+  const candidates = node.cgroups.pids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(podCgroup) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/main.mjs');
+    } catch {
+      return false;
+    }
+  });
+  expect(candidates, `the operator's process of ${pod.metadata.name}`).to.have.length(1);
+  return candidates[0]!;
+}
+
+describe('manifests on real nodes: kubectl apply -k manifests/', function () {
+  this.timeout(240_000);
+  let cluster: LocalCluster;
+  let pods: Pod[];
+
+  before(async function () {
+    cluster = await startLocalCluster({ nodes: 2, audit: true });
+    await cluster.kubectl(['apply', '-k', join(REPO_ROOT, 'manifests')]);
+    await cluster.kubectl(['rollout', 'status', '-n', NAMESPACE, 'deployment/ha-operator', '--timeout=120s']);
+    pods = (await json<{ items: Pod[] }>(cluster, ['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=ha-operator'])).items;
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('runs the image the manifests name, built here, as two Ready pods on different nodes', async () => {
+    const rendered = await cluster.kubectl(['kustomize', join(REPO_ROOT, 'manifests')]);
+    const image = /^\s+image: (\S+)$/m.exec(rendered)?.[1];
+    // containerd names a short reference after docker.io/library, as every runtime does.
+    expect(`docker.io/library/${image}`).to.equal(OPERATOR_IMAGE);
+    expect(pods).to.have.length(2);
+    expect(pods.every((p) => p.status.containerStatuses?.[0]?.ready)).to.equal(true);
+    // The topology spread constraint: never leader and standby on one node.
+    expect(new Set(pods.map((p) => p.spec.nodeName)).size).to.equal(2);
+  });
+
+  it('elects one leader among the pods', async () => {
+    await cluster.kubectl(['wait', '--for=create', '-n', NAMESPACE, 'lease/ha-operator', '--timeout=60s']);
+    await cluster.kubectl(['wait', '--for=jsonpath={.spec.holderIdentity}', '-n', NAMESPACE, 'lease/ha-operator', '--timeout=60s']);
+    const lease = await json<{ spec: { holderIdentity?: string } }>(cluster, ['get', 'lease', '-n', NAMESPACE, 'ha-operator']);
+    const holders = pods.filter((p) => lease.spec.holderIdentity?.startsWith(p.metadata.name));
+    expect(holders, `holder ${lease.spec.holderIdentity}`).to.have.length(1);
+  });
+
+  it('makes every sample Website Ready with real pods and serves its page through its Service', async () => {
+    await cluster.kubectl(['create', 'namespace', SAMPLES]);
+    await cluster.kubectl(['apply', '-n', SAMPLES, '-f', join(REPO_ROOT, 'samples')]);
+    const names = readdirSync(join(REPO_ROOT, 'samples')).filter((f) => f.endsWith('.yaml')).length;
+    // The samples name no image, so they get nginx-unprivileged, which cannot be pulled here: the local web image stands in.
+    const websites = (await json<{ items: Website[] }>(cluster, ['get', 'websites', '-n', SAMPLES])).items;
+    expect(websites).to.have.length(names);
+    for (const website of websites) {
+      await cluster.kubectl(['patch', '-n', SAMPLES, `website/${website.metadata.name}`, '--type=merge', '-p', JSON.stringify({ spec: { image: WEB_IMAGE } })]);
+    }
+    await cluster.kubectl(['wait', '--for=condition=Ready', '-n', SAMPLES, 'websites', '--all', '--timeout=120s']);
+
+    const ready = (await json<{ items: Website[] }>(cluster, ['get', 'websites', '-n', SAMPLES])).items;
+    const serving = ready.filter((w) => w.spec.replicas !== 0);
+    expect(serving.length).to.be.greaterThan(0);
+    for (const website of serving) {
+      expect(website.status?.conditions?.find((c) => c.type === 'Ready')?.reason, website.metadata.name).to.not.equal('ScaledToZero');
+    }
+    const [client] = (await json<{ items: Pod[] }>(cluster, ['get', 'pods', '-n', SAMPLES, '-l', `app.kubernetes.io/instance=${serving[0]!.metadata.name}`])).items;
+    for (const website of serving) {
+      const service = await json<{ spec: { clusterIP: string; ports: { port: number }[] } }>(cluster, ['get', 'service', '-n', SAMPLES, website.metadata.name]);
+      const page = await cluster.kubectl(['exec', '-n', SAMPLES, client!.metadata.name, '--', 'sh', '-c', `timeout 5 wget -qO- http://${service.spec.clusterIP}:${service.spec.ports[0]!.port}/`]);
+      const html = await cluster.kubectl(['get', 'configmap', '-n', SAMPLES, `${website.metadata.name}-content`, '-o', 'jsonpath={.data.index\\.html}']);
+      expect(page.trim(), website.metadata.name).to.equal(html.trim());
+    }
+  });
+
+  it('serves /metrics from the pod', async () => {
+    const metrics = await cluster.kubectl(['get', '--raw', `/api/v1/namespaces/${NAMESPACE}/pods/${pods[0]!.metadata.name}:8080/proxy/metrics`]);
+    expect(metrics).to.match(/^# TYPE \w+ /m);
+    expect(metrics).to.match(/^controller_runtime_reconcile_total\{/m);
+  });
+
+  it('runs under the hardened securityContext: non-root, read-only root, no capabilities, seccomp', () => {
+    for (const pod of pods) {
+      const pid = operatorProcess(cluster, pod);
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const field = (name: string): string => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(status)![1]!;
+      expect(field('Uid').split(/\s+/), pod.metadata.name).to.deep.equal(['65532', '65532', '65532', '65532']);
+      expect(field('Gid').split(/\s+/)).to.deep.equal(['65532', '65532', '65532', '65532']);
+      for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(field(set), set).to.equal('0000000000000000');
+      expect(field('NoNewPrivs')).to.equal('1');
+      // 2 = a seccomp filter (RuntimeDefault).
+      expect(field('Seccomp')).to.equal('2');
+      const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((line) => line.split(' ')[4] === '/')!;
+      expect(root.split(' ')[5]!.split(','), 'the root mount').to.include('ro');
+    }
+  });
+
+  it('reaches the API through the in-cluster config, as its ServiceAccount with a token bound to the pod', async () => {
+    const events = await readAuditLog(cluster.plane.auditLogPath!);
+    const writes = events.filter((e) => e.userAgent?.startsWith('ha-operator/'));
+    expect(writes.length).to.be.greaterThan(0);
+    const podIps = new Set(pods.map((p) => p.status.podIP));
+    for (const write of writes) {
+      expect(write.user?.username, write.auditID).to.equal('system:serviceaccount:ha-operator:ha-operator');
+      // A projected token names the pod it was issued to.
+      expect(pods.map((p) => p.metadata.name)).to.include(write.user?.extra?.['authentication.kubernetes.io/pod-name']?.[0]);
+      // Through the `kubernetes` Service (kube-proxy's DNAT), from the pod's own address.
+      expect(podIps).to.include(write.sourceIPs?.[0]);
+    }
+    // Only its RBAC: nothing it wrote was refused for lack of permission.
+    expect(writes.filter((e) => e.responseStatus?.code === 403)).to.deep.equal([]);
+  });
+});
