@@ -5,7 +5,7 @@ import type { LocalCluster } from '../../../hack/cluster/cluster.ts';
 import { OPERATOR_IMAGE, WEB_IMAGE } from '../../../hack/images/build.ts';
 import { readAuditLog } from '../../../hack/lib/audit.ts';
 import { REPO_ROOT } from '../../../hack/lib/replica.ts';
-import { startLocalCluster } from '../support/nodes.ts';
+import { operatorProcess, startLocalCluster } from '../support/nodes.ts';
 
 /**
  * `kubectl apply -k manifests/` on a cluster of two real nodes, unchanged:
@@ -32,21 +32,6 @@ interface Website {
 
 async function json<T>(cluster: LocalCluster, args: string[]): Promise<T> {
   return JSON.parse(await cluster.kubectl([...args, '-o', 'json'])) as T;
-}
-
-/** The operator container's process on the host, found by the pod's UID in its cgroup path. */
-function operatorProcess(cluster: LocalCluster, pod: Pod): number {
-  const node = cluster.nodes.find((n) => n.name === pod.spec.nodeName)!;
-  const podCgroup = pod.metadata.uid;
-  const candidates = node.cgroups.pids().filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(podCgroup) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/main.mjs');
-    } catch {
-      return false;
-    }
-  });
-  expect(candidates, `the operator's process of ${pod.metadata.name}`).to.have.length(1);
-  return candidates[0]!;
 }
 
 describe('manifests on real nodes: kubectl apply -k manifests/', function () {
@@ -118,7 +103,8 @@ describe('manifests on real nodes: kubectl apply -k manifests/', function () {
 
   it('runs under the hardened securityContext: non-root, read-only root, no capabilities, seccomp', () => {
     for (const pod of pods) {
-      const pid = operatorProcess(cluster, pod);
+      const pid = operatorProcess(cluster, pod)!;
+      expect(pid, `the operator's process of ${pod.metadata.name}`).to.be.a('number');
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const field = (name: string): string => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(status)![1]!;
       expect(field('Uid').split(/\s+/), pod.metadata.name).to.deep.equal(['65532', '65532', '65532', '65532']);

@@ -1,0 +1,247 @@
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Lease, type V1Pod } from '@kubernetes/client-node';
+import type { LocalCluster } from '../../../hack/cluster/cluster.ts';
+import { WEB_IMAGE } from '../../../hack/images/build.ts';
+import { checkAudit, readAuditLog, summarize, type AuditEvent } from '../../../hack/lib/audit.ts';
+import { REPO_ROOT } from '../../../hack/lib/replica.ts';
+import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
+import { apiError } from '../support/api.ts';
+import { operatorProcess, startLocalCluster } from '../support/nodes.ts';
+import { waitForObject } from '../support/wait.ts';
+
+/**
+ * The disruptions a cluster deals the operator, dealt by Kubernetes itself on
+ * real nodes: a rollout by the Deployment controller, a pod deleted, the
+ * container killed and restarted in place by the kubelet, an eviction the
+ * PodDisruptionBudget refuses, a node lost. Each runs under a stream of
+ * changes; the API server's audit log judges that no write of an earlier
+ * term landed after a later term's, and every change must land.
+ */
+
+const NAMESPACE = 'ha-operator';
+const LOAD = 'load';
+const SITES = ['one', 'two', 'three'];
+/** manifests/base: LEASE_DURATION_SECONDS is not set, so the default. */
+const LEASE_DURATION_MS = 15_000;
+
+describe('disruptions on real nodes, dealt by Kubernetes', function () {
+  this.timeout(240_000);
+  let cluster: LocalCluster;
+  let kc: KubeConfig;
+  let custom: CustomObjectsApi;
+  let version = 0;
+
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases`;
+  const podsPath = `/api/v1/namespaces/${NAMESPACE}/pods`;
+
+  async function operatorPods(): Promise<V1Pod[]> {
+    const pods = JSON.parse(await cluster.kubectl(['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/name=ha-operator', '-o', 'json'])) as { items: V1Pod[] };
+    return pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+  }
+
+  /** The pod named by the Lease's holderIdentity (the pod name is its prefix). */
+  async function leaderPod(): Promise<V1Pod> {
+    const lease = await waitForObject<V1Lease>(kc, leasePath, 'ha-operator', (l) => (l?.spec?.holderIdentity ?? '') !== '', 60_000);
+    const pods = await operatorPods();
+    const leader = pods.find((p) => lease!.spec!.holderIdentity!.startsWith(p.metadata!.name!));
+    expect(leader, `the holder ${lease!.spec!.holderIdentity} among ${pods.map((p) => p.metadata?.name).join(', ')}`).to.not.equal(undefined);
+    return leader!;
+  }
+
+  /** Resolves once the Lease names a holder other than `previous`. */
+  function nextHolder(previous: string, timeoutMs = 90_000): Promise<string> {
+    return waitForObject<V1Lease>(kc, leasePath, 'ha-operator', (l) => {
+      const holder = l?.spec?.holderIdentity ?? '';
+      return holder !== '' && holder !== previous;
+    }, timeoutMs).then((l) => l!.spec!.holderIdentity!);
+  }
+
+  async function holder(): Promise<string> {
+    return (await waitForObject<V1Lease>(kc, leasePath, 'ha-operator', (l) => (l?.spec?.holderIdentity ?? '') !== '', 60_000))!.spec!.holderIdentity!;
+  }
+
+  /** Back to two Ready replicas before the next disruption. */
+  async function settled(): Promise<void> {
+    await cluster.kubectl(['rollout', 'status', '-n', NAMESPACE, 'deployment/ha-operator', '--timeout=120s']);
+  }
+
+  function page(name: string, n: number): string {
+    return `<!doctype html><title>${name}</title><p>${name}, change ${n}</p>`;
+  }
+
+  /** Changes one Website's page every 100 ms until stopped; resolves with the last page of each. */
+  function changesUnderway(): { stop: () => Promise<Map<string, string>> } {
+    const last = new Map<string, string>();
+    let stopping = false;
+    const loop = (async () => {
+      for (let i = 0; !stopping; i++) {
+        const name = SITES[i % SITES.length]!;
+        const html = page(name, ++version);
+        await custom.patchNamespacedCustomObject({
+          group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: LOAD, name, body: { spec: { html } },
+        }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        last.set(name, html);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    return {
+      async stop() {
+        stopping = true;
+        await loop;
+        return last;
+      },
+    };
+  }
+
+  /** Every change landed: each Website's ConfigMap holds its last page and its status has seen its generation. */
+  async function everyChangeLanded(last: Map<string, string>): Promise<void> {
+    for (const [name, html] of last) {
+      await waitForObject<{ metadata: { name: string }; data?: Record<string, string> } & { kind?: string }>(kc, `/api/v1/namespaces/${LOAD}/configmaps`, `${name}-content`,
+        (cm) => cm?.data?.['index.html'] === html, 90_000);
+      await waitForObject<Website>(kc, `/apis/${WEBSITE_GROUP}/${WEBSITE_VERSION}/namespaces/${LOAD}/${WEBSITE_PLURAL}`, name,
+        (w) => w !== undefined && w.status?.observedGeneration === w.metadata.generation, 90_000);
+    }
+  }
+
+  /** The audit log's verdict on everything the operator wrote so far. */
+  async function expectCleanAudit(): Promise<void> {
+    const report = await checkAudit(cluster.plane.auditLogPath!, { namespaces: [LOAD], leaseNamespace: NAMESPACE });
+    console.log(`      ${summarize(report)}`);
+    expect(report.unattributed.map((w) => `${w.verb} ${w.object} by ${w.userAgent}`), 'writes whose term the audit log does not show').to.deep.equal([]);
+    expect(report.violations, 'writes from an earlier term after a later term\'s').to.deep.equal([]);
+  }
+
+  /** The Lease writes the API server committed, in order. */
+  async function leaseWrites(): Promise<AuditEvent[]> {
+    return (await readAuditLog(cluster.plane.auditLogPath!))
+      .filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === NAMESPACE && e.objectRef.name === 'ha-operator' && (e.responseStatus?.code ?? 0) < 300);
+  }
+
+  /** Whether `pod`'s replica released the Lease (holderIdentity emptied by its own write). */
+  async function released(pod: string): Promise<boolean> {
+    return (await leaseWrites()).some((e) => e.userAgent?.includes(`(${pod})`) && (e.responseObject?.spec?.holderIdentity ?? '') === '');
+  }
+
+  before(async function () {
+    cluster = await startLocalCluster({ nodes: 2, audit: true });
+    kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    custom = kc.makeApiClient(CustomObjectsApi);
+    await cluster.kubectl(['apply', '-k', join(REPO_ROOT, 'manifests')]);
+    await cluster.kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
+    await cluster.kubectl(['create', 'namespace', LOAD]);
+    for (const name of SITES) {
+      await custom.createNamespacedCustomObject({
+        group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: LOAD,
+        body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: { image: WEB_IMAGE, html: page(name, 0) } },
+      });
+    }
+    await settled();
+    await cluster.kubectl(['wait', '--for=condition=Ready', '-n', LOAD, 'websites', '--all', '--timeout=120s']);
+  });
+  // What a failed disruption needs explained: where the replicas ran and what they said.
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed' || !cluster) return;
+    const pods = await cluster.kubectl(['get', 'pods', '-n', NAMESPACE, '-o', 'wide']).catch((e: Error) => e.message);
+    const logs = await Promise.all((await operatorPods()).map(async (p) =>
+      `--- ${p.metadata!.name} on ${p.spec!.nodeName} ---\n${await cluster.kubectl(['logs', '-n', NAMESPACE, p.metadata!.name!, '--tail=15']).catch((e: Error) => e.message)}`));
+    console.log(`${pods}\n${logs.join('\n')}`);
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('hands the Lease over with a release on `kubectl rollout restart` (surge 1, unavailable 0)', async () => {
+    const before = await holder();
+    const old = await operatorPods();
+    const changes = changesUnderway();
+    await cluster.kubectl(['rollout', 'restart', '-n', NAMESPACE, 'deployment/ha-operator']);
+    await settled();
+    const last = await changes.stop();
+    const after = await holder();
+    const now = await operatorPods();
+    expect(now.map((p) => p.metadata!.uid)).to.not.include.members(old.map((p) => p.metadata!.uid!));
+    expect(now.some((p) => after.startsWith(p.metadata!.name!)), `the new holder ${after} is a new pod`).to.equal(true);
+    // Each old pod that led released on SIGTERM; the first leader among them certainly did.
+    expect(await released(old.find((p) => before.startsWith(p.metadata!.name!))!.metadata!.name!)).to.equal(true);
+    await everyChangeLanded(last);
+    await expectCleanAudit();
+  });
+
+  it('hands over with a release when the leader pod is deleted', async () => {
+    const leader = await leaderPod();
+    const changes = changesUnderway();
+    const next = nextHolder(leader.metadata!.name!);
+    await cluster.kubectl(['delete', 'pod', '-n', NAMESPACE, leader.metadata!.name!, '--wait=false']);
+    await next;
+    const last = await changes.stop();
+    expect(await released(leader.metadata!.name!)).to.equal(true);
+    await settled();
+    await everyChangeLanded(last);
+    await expectCleanAudit();
+  });
+
+  it('leads again, with one leader, when the kubelet restarts the leader\'s killed container in place', async () => {
+    const leader = await leaderPod();
+    const operator = operatorProcess(cluster, leader);
+    expect(operator, 'the leader container\'s process').to.be.a('number');
+    const changes = changesUnderway();
+    process.kill(operator!, 'SIGKILL');
+    const restarted = await waitForObject<V1Pod>(kc, podsPath, leader.metadata!.name!,
+      (p) => (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && p?.status?.containerStatuses?.[0]?.ready === true, 120_000);
+    expect(restarted!.status!.containerStatuses![0]!.lastState?.terminated?.exitCode).to.equal(137);
+    const last = await changes.stop();
+    await leaderPod();
+    await everyChangeLanded(last);
+    await expectCleanAudit();
+  });
+
+  it('refuses, by the PodDisruptionBudget, an eviction that would leave no replica', async () => {
+    await settled();
+    const pods = await operatorPods();
+    expect(pods).to.have.length(2);
+    // Cordoned, the nodes take no replacement: the second eviction meets the budget, not a race with a new pod.
+    for (const node of cluster.nodes) await cluster.kubectl(['cordon', node.name]);
+    const [evicted, kept] = pods as [V1Pod, V1Pod];
+    const core = kc.makeApiClient(CoreV1Api);
+    const evict = (pod: V1Pod): Promise<unknown> => core.createNamespacedPodEviction({
+      namespace: NAMESPACE, name: pod.metadata!.name!, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod.metadata!.name, namespace: NAMESPACE } },
+    });
+    await evict(evicted);
+    const refused = await apiError(evict(kept));
+    expect(refused.code).to.equal(429);
+    expect(String(refused.body)).to.match(/disruption budget/);
+    expect((await operatorPods()).map((p) => p.metadata!.name)).to.include(kept.metadata!.name);
+    // The evicted pod's node first, alone: with the other still cordoned (a taint the spread
+    // constraint's nodeTaintsPolicy Honor leaves out of the count) the replacement goes back there.
+    await cluster.kubectl(['uncordon', evicted.spec!.nodeName!]);
+    await settled();
+    await cluster.kubectl(['uncordon', kept.spec!.nodeName!]);
+    await settled();
+  });
+
+  it('fails over to the standby on the other node once the lease expires when the leader\'s node is lost', async () => {
+    await settled();
+    const leader = await leaderPod();
+    const identity = await holder();
+    const node = cluster.nodes.find((n) => n.name === leader.spec!.nodeName)!;
+    expect((await operatorPods()).map((p) => p.spec!.nodeName).sort(), 'one replica per node').to.deep.equal(['node-1', 'node-2']);
+    const changes = changesUnderway();
+    const next = nextHolder(identity, 120_000);
+    node.lose();
+    const successor = await next;
+    const last = await changes.stop();
+    const standby = (await operatorPods()).find((p) => successor.startsWith(p.metadata!.name!));
+    expect(standby?.spec?.nodeName).to.not.equal(node.name);
+
+    // Never early: the takeover committed at least a lease duration after the lost leader's last renewal.
+    const writes = await leaseWrites();
+    const lastRenewal = writes.filter((e) => e.responseObject?.spec?.holderIdentity === identity).at(-1)!;
+    const takeover = writes.find((e) => e.responseObject?.spec?.holderIdentity === successor)!;
+    const gapMs = Date.parse(takeover.stageTimestamp!) - Date.parse(lastRenewal.stageTimestamp!);
+    expect(gapMs).to.be.at.least(LEASE_DURATION_MS - 1000);
+    await everyChangeLanded(last);
+    await expectCleanAudit();
+  });
+});
