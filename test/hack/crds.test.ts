@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CRD_FILES, crdYaml } from '../../hack/crds.ts';
-import { DEFAULTED_SPEC_FIELDS, WebsiteSpecSchema } from '../../src/website/schema.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 
@@ -12,10 +11,4 @@ describe('hack/crds.ts: crds/ is generated from the schemas in TypeScript', () =
       expect(readFileSync(join(repoRoot, file), 'utf8')).to.equal(crdYaml(crd));
     });
   }
-
-  it('types as "never absent" exactly the Website spec fields that have a default', () => {
-    const properties = (JSON.parse(JSON.stringify(WebsiteSpecSchema)) as { properties: Record<string, { default?: unknown }> }).properties;
-    const defaulted = Object.entries(properties).filter(([, schema]) => schema.default !== undefined).map(([field]) => field);
-    expect(defaulted).to.deep.equal([...DEFAULTED_SPEC_FIELDS]);
-  });
 });
