@@ -7,9 +7,10 @@
  *
  * - the API server's audit log (hack/lib/audit.ts): no write of an earlier
  *   term committed after a later term's on any object;
- * - every change the load made was observed: each Website's status reports
- *   its latest generation, and its ConfigMap holds its latest page;
- * - every Website converged.
+ * - every change the load made was observed: each object's status reports
+ *   its latest generation, and its children hold what its spec asks for
+ *   (the kind's profile checks them);
+ * - every object converged.
  *
  *   node hack/chaos.ts [--disruptions N] [--modes unsharded,sharded] [--seed S] [--out FILE]
  *
@@ -18,13 +19,14 @@
  * (test/integration/chaos.test.ts).
  */
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from './controlplane/plane.ts';
 import { checkAudit, summarize, type AuditReport } from './lib/audit.ts';
 import { ConvergenceWatch } from './lib/convergence-watch.ts';
-import { REPO_ROOT, Replica } from './lib/replica.ts';
+import { installCrd, type StoredObject } from './lib/kind-profile.ts';
+import { Replica } from './lib/replica.ts';
 import { TcpProxy, writeProxiedKubeconfig } from './lib/tcp-proxy.ts';
 import { LoadGenerator } from './study/load.ts';
 import { Informer } from '../src/runtime/informer.ts';
@@ -32,7 +34,7 @@ import { KubeClient } from '../src/runtime/kube.ts';
 import type { Lease } from '../src/runtime/leases.ts';
 import { createLogger } from '../src/runtime/logging.ts';
 import { schemeLeaseNames } from '../src/runtime/membership.ts';
-import { WEBSITE_GROUP, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../src/website/types.ts';
+import { SAMPLE_KIND } from './kinds.ts';
 
 export const DISRUPTIONS = ['sigterm', 'sigkill', 'hold', 'delay', 'cut', 'apiserver'] as const;
 export type Disruption = (typeof DISRUPTIONS)[number];
@@ -61,7 +63,7 @@ export interface ChaosResult {
   seed: number;
   disruptions: DisruptionRecord[];
   changes: number;
-  /** Changes whose generation never showed in the Website's status, or whose page never reached its ConfigMap. */
+  /** Changes whose generation never showed in the object's status, or whose spec its children do not hold. */
   lost: string[];
   notConverged: string[];
   loadFailures: number;
@@ -110,8 +112,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const shards = mode === 'sharded' ? 6 : 1;
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfigPath);
-  await plane.kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
-  await plane.kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
+  await installCrd(kubeConfig, SAMPLE_KIND.crd);
   const namespace = `chaos-${mode}-${options.seed}-${Date.now().toString(36)}`;
   await kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
 
@@ -165,7 +166,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   });
 
   const failures: string[] = [];
-  const load = new LoadGenerator({ kubeConfig, namespace, now: () => Date.now(), settings: { initialWebsites: 12, opsPerSecond: 8, createEvery: 5 } });
+  const load = new LoadGenerator({ kubeConfig, namespace, profile: SAMPLE_KIND, now: () => Date.now(), settings: { initialObjects: 12, opsPerSecond: 8, createEvery: 5 } });
   await load.createInitial();
   if ((await recovered(-1)) === undefined) failures.push('the replicas never held every lease at the start');
   load.start();
@@ -235,7 +236,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   await load.stop();
   const latest = new Map<string, number>();
   for (const change of load.changes) latest.set(change.name, Math.max(latest.get(change.name) ?? 0, change.generation));
-  const watch = new ConvergenceWatch({ kubeConfig, namespace });
+  const watch = new ConvergenceWatch({ kubeConfig, namespace, profile: SAMPLE_KIND });
   await watch.start();
   const notConverged: string[] = [];
   try {
@@ -263,24 +264,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   };
 }
 
-/** Changes whose latest generation is not in the status, or whose latest page is not in the ConfigMap. */
+/** Changes whose latest generation is not in the status, or whose object's children do not hold its spec. */
 async function lostChanges(kubeConfig: KubeConfig, namespace: string, latest: Map<string, number>): Promise<string[]> {
-  const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
-    group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace, plural: WEBSITE_PLURAL,
-  })) as { items: Website[] };
-  const configMaps = new Map((await kubeConfig.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace })).items
-    .map((c: V1ConfigMap) => [c.metadata?.name ?? '', c]));
+  const { group, version, plural } = SAMPLE_KIND.resource;
+  const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group, version, namespace, plural })) as { items: StoredObject[] };
+  const objects = new Map(list.items.map((o) => [o.metadata.name, o]));
   const lost: string[] = [];
-  const websites = new Map(list.items.map((w) => [w.metadata.name, w]));
+  const observed: StoredObject[] = [];
   for (const [name, generation] of latest) {
-    const website = websites.get(name);
-    if (!website || (website.status?.observedGeneration ?? 0) < generation) {
-      lost.push(`${name}@${generation} (status ${website?.status?.observedGeneration ?? 'absent'})`);
-      continue;
-    }
-    if (configMaps.get(`${name}-content`)?.data?.['index.html'] !== website.spec.html) lost.push(`${name}: its ConfigMap does not hold its page`);
+    const object = objects.get(name);
+    const observedGeneration = object === undefined ? undefined : SAMPLE_KIND.observedGeneration(object);
+    if (object === undefined || (observedGeneration ?? 0) < generation) lost.push(`${name}@${generation} (status ${observedGeneration ?? 'absent'})`);
+    else observed.push(object);
   }
-  return lost;
+  return [...lost, ...await SAMPLE_KIND.childrenBehind(kubeConfig, namespace, observed)];
 }
 
 function sleep(ms: number): Promise<void> {

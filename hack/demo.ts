@@ -1,6 +1,6 @@
 /**
- * The main job (`make run`): an HA pair of operator replicas reconciling the
- * sample Websites, with their logs interleaved and labelled by replica.
+ * The main job (`make run`): an HA pair of operator replicas reconciling
+ * samples/, with their logs interleaved and labelled by replica.
  *
  * With no cluster configured it starts the local control plane first and
  * removes it on exit. With KUBECONFIG set (or --kubeconfig PATH) it runs the
@@ -10,8 +10,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApiextensionsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubernetesObject, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
 import { ControlPlane } from './controlplane/plane.ts';
+import { SAMPLE_KIND } from './kinds.ts';
+import { installCrd } from './lib/kind-profile.ts';
 import { Replica, REPO_ROOT } from './lib/replica.ts';
 
 const NAMESPACE = 'ha-operator-demo';
@@ -28,8 +30,7 @@ console.log(plane
   ? `local control plane ${plane.server} is up\n  export KUBECONFIG=${kubeconfig}`
   : `using the cluster of ${kubeconfig} (${kc.getCurrentCluster()?.server})`);
 
-await applyFiles(kc, [join(REPO_ROOT, 'crds', 'websites.yaml')]);
-await waitEstablished(kc, 'websites.ha-operator.example.com');
+await installCrd(kc, SAMPLE_KIND.crd);
 await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(() => undefined);
 
 const replicas = await Promise.all(['replica-a', 'replica-b'].map((name, i) => Replica.start({
@@ -52,8 +53,8 @@ const replicas = await Promise.all(['replica-a', 'replica-b'].map((name, i) => R
 
 const samples = readdirSync(join(REPO_ROOT, 'samples')).filter((f) => f.endsWith('.yaml')).map((f) => join(REPO_ROOT, 'samples', f));
 await applyFiles(kc, samples, NAMESPACE);
-console.log(`\nsample Websites applied in namespace ${NAMESPACE}. Try, in another shell:
-  kubectl -n ${NAMESPACE} get websites
+console.log(`\nsamples/*.yaml applied in namespace ${NAMESPACE}. Try, in another shell:
+  kubectl -n ${NAMESPACE} get ${SAMPLE_KIND.resource.plural}
   kubectl -n ${NAMESPACE} get lease ha-operator -o yaml
   kill -TERM <pid of the leader>   (replica pids: ${replicas.map((r) => `${r.name}=${r.pid}`).join(', ')})
 Ctrl-C stops everything.\n`);
@@ -82,24 +83,13 @@ for (const replica of replicas) {
   });
 }
 
-/** Server-side apply of every object in the files (the demo's `kubectl apply`). */
-async function applyFiles(config: KubeConfig, files: string[], namespace?: string): Promise<void> {
+/** Server-side apply of every object in the files into `namespace` (the demo's `kubectl apply -n`). */
+async function applyFiles(config: KubeConfig, files: string[], namespace: string): Promise<void> {
   const client = KubernetesObjectApi.makeApiClient(config);
   for (const file of files) {
     for (const object of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[]) {
-      if (namespace) object.metadata = { ...object.metadata, namespace };
+      object.metadata = { ...object.metadata, namespace };
       await client.patch(object, undefined, undefined, 'ha-operator-demo', true, PatchStrategy.ServerSideApply);
     }
-  }
-}
-
-async function waitEstablished(config: KubeConfig, name: string): Promise<void> {
-  const api = config.makeApiClient(ApiextensionsV1Api);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const crd: V1CustomResourceDefinition = await api.readCustomResourceDefinition({ name });
-    if (crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-    if (Date.now() > deadline) throw new Error(`CRD ${name} was not Established within 60 s`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -1,23 +1,24 @@
 /**
- * Convergence throughput from a cold start (issue 8): N Websites exist, then
- * ONE operator replica (an OS process, LEADER_ELECTION=false) starts and the
- * harness watches the Websites until every one has
- * status.observedGeneration == metadata.generation. Once per
+ * Convergence throughput from a cold start (issue 8): N objects of the
+ * sample kind (hack/kinds.ts) exist, then ONE operator replica (an OS
+ * process, LEADER_ELECTION=false) starts and the harness watches them until
+ * every one has converged (as the kind's profile judges it). Once per
  * MAX_CONCURRENT_RECONCILES value, each in a fresh namespace.
  *
  *   node hack/bench/convergence.ts [N=1000] [concurrencies=1,4,16]
  *
- * Each Website gets a ClusterIP Service; the local plane's Service range is
- * a /16, so N can go to thousands (a fresh plane per concurrency).
+ * The local plane's Service range is a /16, so N can go to thousands even
+ * when each object owns a ClusterIP Service (a fresh plane per concurrency).
  *
  * Prints per concurrency: objects/s from the replica's 'running' line (and
- * from its spawn) to the last Website converging; spawn to first
+ * from its spawn) to the last object converging; spawn to first
  * 'reconciled' line; resident memory (VmRSS and process_resident_memory_bytes)
- * with the N Websites and their children cached; the load average.
+ * with the N objects and their children cached; the load average.
  */
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { loadAverage, metricMiB, onFreshPlane, rssMiB, watchedWebsites } from './websites.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { loadAverage, metricMiB, onFreshPlane, rssMiB, watchedObjects } from './support.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -41,7 +42,7 @@ const rows: Row[] = [];
 for (const concurrency of concurrencies) {
   await onFreshPlane(async (plane, kubeConfig) => {
     const namespace = `conv-${concurrency}`;
-    const { watch, createMs } = await watchedWebsites(plane, kubeConfig, namespace, count);
+    const { watch, createMs } = await watchedObjects(plane, kubeConfig, namespace, count);
     const loadBefore = loadAverage();
     const spawnAt = performance.now();
     const replica = await Replica.start({
@@ -82,7 +83,7 @@ for (const concurrency of concurrencies) {
   });
 }
 {
-  console.log(`\n${count} Websites; one replica, LEADER_ELECTION=false`);
+  console.log(`\n${count} ${SAMPLE_KIND.resource.kind} objects; one replica, LEADER_ELECTION=false`);
   console.log('| MAX_CONCURRENT_RECONCILES | objects/s from running | objects/s from spawn | converged after running | spawn → running | spawn → first reconciled | VmRSS | process_resident_memory_bytes | load avg before / after |');
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const r of rows) {
@@ -91,5 +92,5 @@ for (const concurrency of concurrencies) {
         `${r.runningMs.toFixed(0)} ms | ${r.firstReconcileMs.toFixed(0)} ms | ${r.rss.toFixed(0)} MiB | ${r.metricsRss?.toFixed(0) ?? '–'} MiB | ${r.loadBefore} / ${r.loadAfter} |`,
     );
   }
-  console.log(`creating the Websites (SSA, 32 in flight): ${rows.map((r) => `${(count / (r.createMs / 1000)).toFixed(0)}/s`).join(', ')}`);
+  console.log(`creating the objects (SSA, 32 in flight): ${rows.map((r) => `${(count / (r.createMs / 1000)).toFixed(0)}/s`).join(', ')}`);
 }

@@ -1,11 +1,12 @@
 /**
- * Operator CPU per converged Website, this code against an older commit's, in
- * the same run (issue 17). Each round runs both bundles, in alternating order,
- * each on a fresh plane: N Websites exist, ONE replica (LEADER_ELECTION=false)
- * starts and converges them from cold, and the round prints:
+ * Operator CPU per converged object (of the sample kind, hack/kinds.ts), this
+ * code against an older commit's, in the same run (issue 17). Each round runs
+ * both bundles, in alternating order, each on a fresh plane: N objects exist,
+ * ONE replica (LEADER_ELECTION=false) starts and converges them from cold,
+ * and the round prints:
  * - operator CPU seconds (utime + stime from /proc/<pid>/stat at the moment
- *   the last Website converged), per converged Website and per reconcile;
- * - objects/s from spawn to the last Website converged;
+ *   the last object converged), per converged object and per reconcile;
+ * - objects/s from spawn to the last object converged;
  * - kube-apiserver and etcd CPU seconds over the same span;
  * - spawn → `running` and spawn → first `reconciled`.
  * Each bundle runs as its image ran it: the older one with its own build
@@ -19,7 +20,7 @@
  * The older bundle is built once per commit under .tmp/baseline/<commit>
  * (git archive, npm ci, its own hack/build.ts). ffe2868 is the code issue 17
  * measured: the last commit before the raw-JSON request layer.
- * Goal: CPU per converged Website at most half of the baseline's; spawn →
+ * Goal: CPU per converged object at most half of the baseline's; spawn →
  * first reconcile at most 60 % of it. Compare the ratios, not the absolute
  * figures: the machine is shared.
  */
@@ -29,7 +30,8 @@ import { join } from 'node:path';
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { formatSummary, summarizeProfile } from '../lib/cpu-profile.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
-import { cpuSeconds, loadAverage, onFreshPlane, percentile, rssMiB, threadCpuSeconds, watchedWebsites } from './websites.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { cpuSeconds, loadAverage, onFreshPlane, percentile, rssMiB, threadCpuSeconds, watchedObjects } from './support.ts';
 
 const baselineRev = process.argv[2] ?? 'ffe2868';
 const count = Number(process.argv[3] ?? 1000);
@@ -48,7 +50,7 @@ interface Run {
   /** Of operatorCpuS, Node's main thread (JavaScript, I/O, TLS); the rest is mostly V8's GC and compiler threads. */
   mainThreadCpuS: number;
   reconciles: number;
-  /** VmRSS when the last Website converged. */
+  /** VmRSS when the last object converged. */
   rssMiB: number;
   convergedS: number;
   apiServerCpuS: number;
@@ -76,8 +78,8 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 
-console.log(`\n${count} Websites from cold, one replica (LEADER_ELECTION=false), ${rounds} rounds, medians:`);
-console.log('| bundle | operator CPU | of which the main thread | CPU per converged Website | CPU per reconcile | objects/s | kube-apiserver CPU | etcd CPU | spawn → running | spawn → first reconcile | VmRSS converged |');
+console.log(`\n${count} ${SAMPLE_KIND.resource.kind} objects from cold, one replica (LEADER_ELECTION=false), ${rounds} rounds, medians:`);
+console.log('| bundle | operator CPU | of which the main thread | CPU per converged object | CPU per reconcile | objects/s | kube-apiserver CPU | etcd CPU | spawn → running | spawn → first reconcile | VmRSS converged |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 const medians = variants.map((variant) => {
   const mine = runs.filter((r) => r.variant === variant.name);
@@ -99,7 +101,7 @@ const medians = variants.map((variant) => {
   return m;
 });
 const [before, after, unflagged] = medians as [typeof medians[0], typeof medians[0], typeof medians[0]];
-console.log(`\nthis code / baseline: CPU per converged Website ${(after.perSite / before.perSite).toFixed(2)}, objects/s ${(after.rate / before.rate).toFixed(2)}, `
+console.log(`\nthis code / baseline: CPU per converged object ${(after.perSite / before.perSite).toFixed(2)}, objects/s ${(after.rate / before.rate).toFixed(2)}, `
   + `kube-apiserver CPU ${(after.apiServer / before.apiServer).toFixed(2)}, spawn → first reconcile ${(after.first / before.first).toFixed(2)}`);
 console.log(`with / without ${OPERATOR_NODE_FLAGS.join(' ')}: operator CPU ${(after.cpu / unflagged.cpu).toFixed(2)}, VmRSS ${(after.rss / unflagged.rss).toFixed(2)}`);
 
@@ -115,7 +117,7 @@ for (const variant of variants.slice(0, 2)) {
 async function converge(variant: Variant, round: number): Promise<Run> {
   return onFreshPlane(async (plane, kubeConfig) => {
     const namespace = `cpu-${round}`;
-    const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
+    const { watch } = await watchedObjects(plane, kubeConfig, namespace, count);
     const { apiServer, etcd } = plane.componentPids();
     const serverBefore = { apiServer: cpuSeconds(apiServer!), etcd: cpuSeconds(etcd!) };
     const spawnAt = performance.now();

@@ -13,10 +13,9 @@
  * signal sent to the leader until the standby logs 'started leading', and
  * until it logs its first 'reconciled' line after that.
  */
-import { resolve } from 'node:path';
-import { ControlPlane } from '../controlplane/plane.ts';
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
-import { Replica, REPO_ROOT } from '../lib/replica.ts';
+import { Replica } from '../lib/replica.ts';
+import { applyObjects, startPlane } from './support.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -33,10 +32,8 @@ interface Sample {
   reconcileMs: number;
 }
 
-const plane = await ControlPlane.start();
+const { plane, kubeConfig } = await startPlane();
 try {
-  await plane.kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
-  await plane.kubectl(['wait', '--for=condition=Established', 'crd/websites.ha-operator.example.com', '--timeout=60s']);
   const results: { variant: string; scenario: string; samples: Sample[] }[] = [];
   let run = 0;
   for (const [variant, env] of Object.entries(variants)) {
@@ -44,7 +41,8 @@ try {
       if (only && !`${variant}, ${scenario}`.includes(only)) continue;
       const namespace = `bench-${++run}`;
       await plane.kubectl(['create', 'namespace', namespace]);
-      await plane.kubectl(['apply', '-n', namespace, '-f', resolve(REPO_ROOT, 'samples', 'hello.yaml')]);
+      // One object: the successor's first reconcile is of it.
+      await applyObjects(kubeConfig, namespace, 1);
       const samples = await measure(namespace, { ...timings, ...env }, scenario);
       results.push({ variant, scenario, samples });
       console.log(`${variant}, ${scenario}: ${summary(samples.map((s) => s.leadMs))}`);

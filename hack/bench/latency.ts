@@ -1,8 +1,9 @@
 /**
- * Watch event to reconcile done, under load (issue 8). N Websites are
- * created and converged by one replica (dist/main.mjs, LEADER_ELECTION=false,
- * MAX_CONCURRENT_RECONCILES=CONCURRENCY); then the harness changes their spec.html
- * (merge patch, open loop, round robin over the Websites) at RATE changes/s
+ * Watch event to reconcile done, under load (issue 8). N objects of the
+ * sample kind (hack/kinds.ts) are created and converged by one replica
+ * (dist/main.mjs, LEADER_ELECTION=false, MAX_CONCURRENT_RECONCILES=CONCURRENCY);
+ * then the harness changes their spec as the kind's profile does (merge
+ * patch, open loop, round robin over the objects) at RATE changes/s
  * for SECONDS s. For each change: from the API write returning to the
  * replica's first 'reconciled' line for that key with trigger 'modified'
  * (receive time on this process's monotonic clock) → p50 / p90 / p99 / max.
@@ -12,7 +13,8 @@
 import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
-import { loadAverage, percentile, sleep, startPlane, watchedWebsites, websiteName } from './websites.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { loadAverage, percentile, sleep, startPlane, watchedObjects, objectName } from './support.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -30,7 +32,7 @@ interface Change {
 
 const { plane, kubeConfig } = await startPlane();
 try {
-  const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
+  const { watch } = await watchedObjects(plane, kubeConfig, namespace, count);
   const replica = await Replica.start({
     entry,
     nodeArgs: [...OPERATOR_NODE_FLAGS],
@@ -55,8 +57,10 @@ try {
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
-    const name = websiteName(i % count);
-    const body = { apiVersion: 'ha-operator.example.com/v1alpha1', kind: 'Website', metadata: { name, namespace }, spec: { html: `<p>${name}, change ${i}</p>` } };
+    const name = objectName(i % count);
+    const { apiVersion, kind } = SAMPLE_KIND.resource;
+    // Version 1 is what the object was created with.
+    const body = { apiVersion, kind, metadata: { name, namespace }, ...SAMPLE_KIND.change(name, i + 2) };
     const sentAt = performance.now();
     const p = objects
       .patch(body, undefined, undefined, 'bench', undefined, PatchStrategy.MergePatch)
@@ -100,7 +104,7 @@ try {
     latencies.push(line.receivedAtMs - c.answeredAt);
   }
   const ms = (v: number): string => `${v.toFixed(0)} ms`;
-  console.log(`${count} Websites, MAX_CONCURRENT_RECONCILES=${concurrency}, ${rate} changes/s for ${seconds} s (achieved ${achieved.toFixed(1)}/s); ${changes.length} writes answered, ${failures.length} failed; load average ${loadBefore} / ${loadAfter}`);
+  console.log(`${count} ${SAMPLE_KIND.resource.kind} objects, MAX_CONCURRENT_RECONCILES=${concurrency}, ${rate} changes/s for ${seconds} s (achieved ${achieved.toFixed(1)}/s); ${changes.length} writes answered, ${failures.length} failed; load average ${loadBefore} / ${loadAfter}`);
   console.log(`matched ${latencies.length}, no 'modified' reconcile found for ${missing}; ${early} reconciles were logged before the write's answer arrived (negative values)`);
   console.log('| reconcile counted | matched | p50 | p90 | p99 | max |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');

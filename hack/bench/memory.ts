@@ -1,17 +1,17 @@
 /**
- * Resident memory of a replica with many Websites cached (issue 8). A
- * replica (dist/main.mjs, what the image runs) starts as a STANDBY: a Lease
- * held by another identity for an hour keeps it from reconciling, so its
- * caches hold the Websites and no children. THEN the Websites are created
+ * Resident memory of a replica with many objects of the sample kind
+ * (hack/kinds.ts) cached (issue 8). A replica (dist/main.mjs, what the image
+ * runs) starts as a STANDBY: a Lease held by another identity for an hour
+ * keeps it from reconciling, so its caches hold the objects and no children.
+ * THEN the objects are created
  * (server-side apply, 32 in flight) and reach its cache through its watch. At
  * each size, once the creates are done and 5 s have passed, VmRSS
  * (/proc/<pid>/status) and process_resident_memory_bytes and
  * nodejs_heap_size_used_bytes (/metrics) are read. Last, the other holder
- * releases the Lease, the same replica leads and converges every Website
- * (a Deployment, a Service and a ConfigMap each, cached too), and its memory
- * is read again.
+ * releases the Lease, the same replica leads and converges every object
+ * (their children cached too), and its memory is read again.
  *
- * Then, with the 10,000 Websites and their 30,000 children in etcd, fresh
+ * Then, with the 10,000 objects and their children in etcd, fresh
  * standbys start, alternating a streaming list (WatchList) and paged lists
  * (STREAMING_LIST=false), each in a cgroup of its own: spawn → caches synced,
  * VmRSS and the cgroup's peak at that moment, and the CPU kube-apiserver and
@@ -24,7 +24,7 @@
  *
  *   node hack/bench/memory.ts [sizes=1000,10000] [start-up trials per mode=3]
  *
- * Goal: ≤ 150 MB at 10,000 Websites.
+ * Goal: ≤ 150 MB at 10,000 objects.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,13 +33,15 @@ import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { MemoryCgroup } from '../lib/memory-cgroup.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { applyWebsites, cpuSeconds, loadAverage, metricMiB, percentile, rssMiB, sleep, startPlane } from './websites.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { applyObjects, cpuSeconds, loadAverage, metricMiB, percentile, rssMiB, sleep, startPlane } from './support.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
 const sizes = (process.argv[2] ?? '1000,10000').split(',').map(Number);
 const startTrials = Number(process.argv[3] ?? 3);
 const namespace = 'memory';
+const kind = SAMPLE_KIND.resource.kind;
 
 const podLimit = deploymentMemoryLimit();
 const cgroup = MemoryCgroup.create('ha-operator-bench', podLimit.bytes);
@@ -77,18 +79,18 @@ try {
   const port = await replica.running(120_000);
   let created = 0;
   for (const size of [0, ...sizes]) {
-    const ms = size > created ? await applyWebsites(kubeConfig, namespace, size, 32, created) : 0;
+    const ms = size > created ? await applyObjects(kubeConfig, namespace, size, 32, created) : 0;
     created = size;
     await sleep(5000);
     if (replica.messages('started leading').length > 0) throw new Error('the replica took the lease: its caches would fill with children');
-    rows.push(await row(size, 'standby: Websites only', replica.pid, port));
+    rows.push(await row(size, `standby: ${kind} objects only`, replica.pid, port));
     if (size > 0) console.log(`(created ${size} in ${(ms / 1000).toFixed(0)} s)`);
   }
 
   // The same process leads: the other holder releases the Lease (as a
-  // graceful shutdown does), and the replica converges every Website, which
-  // puts their Deployments, Services and ConfigMaps in its caches too.
-  const watch = new ConvergenceWatch({ kubeConfig, namespace });
+  // graceful shutdown does), and the replica converges every object, which
+  // puts their children in its caches too.
+  const watch = new ConvergenceWatch({ kubeConfig, namespace, profile: SAMPLE_KIND });
   await watch.start();
   const releasedAt = performance.now();
   writeFileSync(leasePath, JSON.stringify({ ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } }));
@@ -96,9 +98,9 @@ try {
   await replica.waitForMessage('started leading', 60_000);
   const convergedAt = await watch.untilConverged(60 * 60_000, { count: created });
   await watch.stop();
-  console.log(`leader converged ${created} Websites in ${((convergedAt - releasedAt) / 1000).toFixed(0)} s`);
+  console.log(`leader converged ${created} ${kind} objects in ${((convergedAt - releasedAt) / 1000).toFixed(0)} s`);
   await sleep(5000);
-  rows.push(await row(created, 'leader: Websites + 3 children each', replica.pid, port));
+  rows.push(await row(created, `leader: ${kind} objects and their children`, replica.pid, port));
   await replica.stop();
 
   // Start-up with all of it in etcd: streaming against paged lists, in alternating order.
@@ -110,10 +112,10 @@ try {
   }
 
   console.log(`\nmemory limit: ${'unavailable' in cgroup ? 'none' : podLimit.text}`);
-  console.log('| Websites | replica, caches | VmRSS | process_resident_memory_bytes | nodejs_heap_size_used_bytes | cgroup peak so far | load average |');
+  console.log('| objects | replica, caches | VmRSS | process_resident_memory_bytes | nodejs_heap_size_used_bytes | cgroup peak so far | load average |');
   console.log('| ---: | --- | ---: | ---: | ---: | ---: | --- |');
   for (const line of rows) console.log(line);
-  console.log(`\nstart-up of a standby with ${created.toLocaleString('en')} Websites and ${(3 * created).toLocaleString('en')} children in etcd, ${startTrials} trials each, medians:`);
+  console.log(`\nstart-up of a standby with ${created.toLocaleString('en')} ${kind} objects and their children in etcd, ${startTrials} trials each, medians:`);
   console.log('| initial lists | spawn → caches synced | the lists themselves | VmRSS at synced | cgroup peak | kube-apiserver CPU | etcd CPU |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const streaming of [true, false]) {

@@ -21,7 +21,7 @@ const noThrottle: RateLimiter = {
   numRequeues: () => 0,
 };
 
-const keys = Array.from({ length: keyCount }, (_, i) => `default/website-${i}`);
+const keys = Array.from({ length: keyCount }, (_, i) => `default/object-${i}`);
 
 // The reconcile under test does nothing but be async, as a real one is.
 async function reconcile(_key: string): Promise<void> {}

@@ -1,16 +1,17 @@
 /**
- * API writes per resync of converged Websites (issue 8). N Websites are
- * created and converged by a first replica; then a second replica starts
- * with RESYNC_PERIOD_SECONDS=5 and LOG_LEVEL=debug, and the harness counts
- * its 'write' debug lines (one per API write) and the writes its 'website
- * pass' lines report: during its initial pass over the converged Websites,
- * and during two resync rounds. Goal: 0 writes.
+ * API writes per resync of converged objects (issue 8). N objects of the
+ * sample kind (hack/kinds.ts) are created and converged by a first replica;
+ * then a second replica starts with RESYNC_PERIOD_SECONDS=5 and
+ * LOG_LEVEL=debug, and the harness counts its 'write' debug lines (the fenced
+ * writer logs one per API write): during its initial pass over the converged
+ * objects, and during two resync rounds. Goal: 0 writes.
  *
  *   node hack/bench/resync-writes.ts [N=200]
  */
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
-import { loadAverage, sleep, startPlane, watchedWebsites } from './websites.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { loadAverage, sleep, startPlane, watchedObjects } from './support.ts';
 
 // What the image runs: dist/main.mjs, rebuilt from the current sources.
 const entry = await buildOperator();
@@ -20,7 +21,7 @@ const PERIOD_S = 5;
 
 const { plane, kubeConfig } = await startPlane();
 try {
-  const { watch } = await watchedWebsites(plane, kubeConfig, namespace, count);
+  const { watch } = await watchedObjects(plane, kubeConfig, namespace, count);
   const options = { entry, nodeArgs: [...OPERATOR_NODE_FLAGS], kubeconfig: plane.kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace };
   const first = await Replica.start({ ...options, name: 'converge', env: { LEADER_ELECTION: 'false', LOG_LEVEL: 'info', MAX_CONCURRENT_RECONCILES: '4' } });
   await watch.untilConverged(10 * 60_000, { count });
@@ -36,7 +37,7 @@ try {
   });
   const reconciled = (l: LogLine): boolean => l.message === 'reconciled';
   const isResync = (l: LogLine): boolean => reconciled(l) && l.json?.trigger === 'resync';
-  // The initial pass: every Website reconciled once, then the first resync line.
+  // The initial pass: every object reconciled once, then the first resync line.
   const firstResync = await replica.waitForLog(isResync, 120_000, { description: 'a resync reconcile' });
   const initial = window(replica.lines, 0, firstResync.index);
   // Two rounds: the first resync line, then one that arrives at least a period later, then the round settles.
@@ -52,11 +53,11 @@ try {
   const loadAfter = loadAverage();
   await replica.stop();
 
-  console.log(`${count} converged Websites; RESYNC_PERIOD_SECONDS=${PERIOD_S}; load average ${loadBefore} / ${loadAfter}`);
-  console.log('| phase | reconciles (by trigger) | \'write\' lines | writes in \'website pass\' lines |');
-  console.log('| --- | --- | ---: | ---: |');
+  console.log(`${count} converged ${SAMPLE_KIND.resource.kind} objects; RESYNC_PERIOD_SECONDS=${PERIOD_S}; load average ${loadBefore} / ${loadAfter}`);
+  console.log('| phase | reconciles (by trigger) | \'write\' lines |');
+  console.log('| --- | --- | ---: |');
   for (const [name, w] of [['initial pass (converged objects)', initial], ['resync round 1', round1], ['resync round 2', round2], ['both resync rounds', rounds]] as const) {
-    console.log(`| ${name} | ${w.reconciles} | ${w.writes} | ${w.passWrites} |`);
+    console.log(`| ${name} | ${w.reconciles} | ${w.writes} |`);
   }
   if (rounds.writes > 0) console.log('writes:', replica.lines.slice(firstResync.index, end).filter((l) => l.message === 'write').slice(0, 10).map((l) => l.text).join('\n'));
 } finally {
@@ -64,7 +65,7 @@ try {
   await plane.stop();
 }
 
-function window(lines: LogLine[], from: number, to: number): { reconciles: string; writes: number; passWrites: number } {
+function window(lines: LogLine[], from: number, to: number): { reconciles: string; writes: number } {
   const slice = lines.slice(from, to);
   const triggers = new Map<string, number>();
   for (const l of slice) if (l.message === 'reconciled' || l.message === 'reconcile failed') {
@@ -74,7 +75,6 @@ function window(lines: LogLine[], from: number, to: number): { reconciles: strin
   return {
     reconciles: [...triggers].map(([t, n]) => `${t} ${n}`).join(', '),
     writes: slice.filter((l) => l.message === 'write').length,
-    passWrites: slice.filter((l) => l.message === 'website pass').reduce((sum, l) => sum + Number(l.json?.writes ?? 0), 0),
   };
 }
 

@@ -1,10 +1,11 @@
 /**
  * Process start to first reconcile, lease wait excluded (issue 8; goal ≤ 1 s).
- * 100 converged Websites exist; then, TRIALS times, a fresh replica process
- * (LEADER_ELECTION=false) is spawned and timed on the harness's monotonic clock
- * from spawn to its `running` line and to its first `reconciled` line; its
- * VmRSS is read at that moment. Three ways of running the same sources take
- * turns in each trial, so that they share the machine's load:
+ * 100 converged objects of the sample kind (hack/kinds.ts) exist; then,
+ * TRIALS times, a fresh replica process (LEADER_ELECTION=false) is spawned and
+ * timed on the harness's monotonic clock from spawn to its `running` line and
+ * to its first `reconciled` line; its VmRSS is read at that moment. Three
+ * ways of running the same sources take turns in each trial, so that they
+ * share the machine's load:
  *
  * - bundle: dist/main.mjs, what the image runs (hack/build.ts, built first);
  * - bundle + source maps: the same with --enable-source-maps;
@@ -14,10 +15,11 @@
  */
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../build.ts';
 import { Replica } from '../lib/replica.ts';
-import { loadAverage, percentile, rssMiB, startPlane, watchedWebsites } from './websites.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { loadAverage, percentile, rssMiB, startPlane, watchedObjects } from './support.ts';
 
 const trials = Number(process.argv[2] ?? 10);
-const websites = 100;
+const objects = 100;
 const namespace = 'startup';
 
 const bundle = await buildOperator();
@@ -36,9 +38,9 @@ const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
 const { plane, kubeConfig } = await startPlane();
 const loadBefore = loadAverage();
 try {
-  const { watch } = await watchedWebsites(plane, kubeConfig, namespace, websites);
+  const { watch } = await watchedObjects(plane, kubeConfig, namespace, objects);
   const converging = await startReplica('converge', bundle, [...OPERATOR_NODE_FLAGS]);
-  await watch.untilConverged(300_000, { count: websites });
+  await watch.untilConverged(300_000, { count: objects });
   await converging.stop();
   await watch.stop();
 
@@ -66,7 +68,7 @@ try {
   await plane.stop();
 }
 
-console.log(`\n${trials} trials per row, ${websites} converged Websites; load average before ${loadBefore}, after ${loadAverage()}`);
+console.log(`\n${trials} trials per row, ${objects} converged ${SAMPLE_KIND.resource.kind} objects; load average before ${loadBefore}, after ${loadAverage()}`);
 console.log('| program | spawn → running p50 | p90 | spawn → first reconcile p50 | p90 | max | VmRSS at first reconcile p50 |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const [name, rows] of samples) {

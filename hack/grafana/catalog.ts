@@ -51,7 +51,7 @@ async function provokeGc(metrics: OperatorMetrics): Promise<void> {
 
 export async function exportedSeries(): Promise<Catalog> {
   const metrics = new OperatorMetrics();
-  const controller = metrics.controllerMetrics('website');
+  const controller = metrics.controllerMetrics('example');
   controller.reconciled('success');
   controller.errored();
   controller.panicked();
@@ -59,14 +59,14 @@ export async function exportedSeries(): Promise<Catalog> {
   controller.reconcileTime(0.1);
   controller.activeWorkers(1);
   controller.maxConcurrentReconciles(2);
-  const queue = metrics.queueMetrics('website', 'website', { unfinishedWorkSeconds: () => 0, longestRunningProcessorSeconds: () => 0 });
+  const queue = metrics.queueMetrics('example', 'example', { unfinishedWorkSeconds: () => 0, longestRunningProcessorSeconds: () => 0 });
   queue.added();
   queue.depth(1);
   queue.queueLatency(0.01);
   queue.workDuration(0.1);
   queue.retried();
   metrics.eventMetrics().event('sent');
-  metrics.informerMetrics('websites.ha-operator.example.com').relisted('watch cache');
+  metrics.informerMetrics('examples.example.com').relisted('watch cache');
   const leader = metrics.leaderMetrics();
   leader.leading('ha-operator', true);
   leader.transitioned('ha-operator');

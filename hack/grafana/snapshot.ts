@@ -4,10 +4,11 @@
  *
  *   node hack/grafana/snapshot.ts [--out docs/images]
  *
- * It starts a local control plane, applies the Website CRD, runs two operator
- * replicas (OS processes, production lease timings: 15 s lease) and a Prometheus that
- * scrapes them every second with the labels Prometheus Operator would attach
- * (job ha-operator-metrics, namespace, pod). Then a scenario: Websites created
+ * It starts a local control plane, applies the CRD of the sample kind
+ * (hack/kinds.ts), runs two operator replicas (OS processes, production lease
+ * timings: 15 s lease) and a Prometheus that scrapes them every second with
+ * the labels Prometheus Operator would attach (job ha-operator-metrics,
+ * namespace, pod). Then a scenario: objects created
  * in waves, some updated, the leader stopped by SIGTERM in the middle of a
  * wave so that the other replica takes over and finishes it, more updates.
  * The panels' own queries (hack/grafana/queries.ts, $__rate_interval = 4 s as
@@ -20,8 +21,9 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../src/website/types.ts';
 import { ControlPlane } from '../controlplane/plane.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { installCrd } from '../lib/kind-profile.ts';
 import { Prometheus, type RangeOptions } from '../lib/prometheus.ts';
 import { REPO_ROOT, Replica, type LogLine } from '../lib/replica.ts';
 import { dashboardQueries, loadDashboard, type PanelQuery } from './queries.ts';
@@ -58,12 +60,12 @@ try {
 async function run(): Promise<void> {
   plane = await ControlPlane.start({ controllerManager: true });
   log(`control plane ${plane.server} is up`);
-  await plane.kubectl(['apply', '-f', join(REPO_ROOT, 'crds', 'websites.yaml')]);
-  await plane.kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
-  await plane.kubectl(['create', 'namespace', NAMESPACE]);
   const kc = new KubeConfig();
   kc.loadFromFile(plane.kubeconfigPath);
+  await installCrd(kc, SAMPLE_KIND.crd);
+  await plane.kubectl(['create', 'namespace', NAMESPACE]);
   const api = kc.makeApiClient(CustomObjectsApi);
+  const { group, version, plural } = SAMPLE_KIND.resource;
 
   // a first, so that it leads; then b, the standby.
   const start = async (name: string): Promise<number> => {
@@ -96,17 +98,17 @@ async function run(): Promise<void> {
   const reconciled = (replica: Replica, names: string[], after: number): Promise<LogLine[]> =>
     Promise.all(names.map((name) => replica.waitForLog((l) => l.message === 'reconciled' && l.json?.key === key(name), WAIT_MS, { after, description: `'reconciled' of ${name}` })));
   const create = (names: string[]): Promise<unknown> => Promise.all(names.map((name) => api.createNamespacedCustomObject({
-    group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: NAMESPACE, plural: WEBSITE_PLURAL,
-    body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: { html: `<p>${name}</p>` } },
+    group, version, namespace: NAMESPACE, plural, body: SAMPLE_KIND.sample(NAMESPACE, name),
   })));
+  // Each object is updated once: to its second version.
   const update = (names: string[]): Promise<unknown> => Promise.all(names.map((name) => api.patchNamespacedCustomObject(
-    { group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: NAMESPACE, plural: WEBSITE_PLURAL, name, body: { spec: { html: `<p>${name}, updated</p>` } } },
+    { group, version, namespace: NAMESPACE, plural, name, body: SAMPLE_KIND.change(name, 2) },
     mergePatch,
   )));
-  const sites = Array.from({ length: 20 }, (_, i) => `site-${String(i).padStart(2, '0')}`);
-  const wave = (from: number, to: number): string[] => sites.slice(from, to);
+  const objects = Array.from({ length: 20 }, (_, i) => `object-${String(i).padStart(2, '0')}`);
+  const wave = (from: number, to: number): string[] => objects.slice(from, to);
 
-  // Waves of Websites created and updated on the first leader.
+  // Waves of objects created and updated on the first leader.
   const firstUpdates = wave(0, 4);
   for (const [kind, names] of [['create', wave(0, 5)], ['create', wave(5, 10)], ['update', firstUpdates], ['create', wave(10, 15)]] as const) {
     const mark = a.lines.length - 1;
@@ -158,7 +160,7 @@ async function run(): Promise<void> {
   const heatmapFile = join(outDir, HEATMAP_FILE);
   writeFileSync(heatmapFile, renderHeatmap(await prom.matrix(heatmapQuery.expr, range), {
     ...range,
-    title: `Reconcile time — ${sites.length} Websites created, ${firstUpdates.length + laterUpdates.flat().length} updated, the leader stopped by SIGTERM`,
+    title: `Reconcile time — ${objects.length} ${SAMPLE_KIND.resource.kind} objects created, ${firstUpdates.length + laterUpdates.flat().length} updated, the leader stopped by SIGTERM`,
     subtitle: shorten(heatmapQuery.rawExpr),
     markers,
   }));

@@ -1,13 +1,14 @@
 /**
  * The steady load of the study.
  *
- * LoadGenerator sends creates and spec updates of Websites at a fixed rate
+ * LoadGenerator sends creates and spec updates of one kind's objects (its
+ * profile's sample and change) at a fixed rate
  * (open loop: a slow or absent answer does not slow it down) and records the
  * generation each one got; hack/lib/convergence-watch.ts measures when the
  * operator's status caught up with it.
  */
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../src/website/types.ts';
+import type { KindProfile, StoredObject } from '../lib/kind-profile.ts';
 import type { LoadSettings } from './types.ts';
 
 /** A change the API server accepted, before its convergence is known. */
@@ -22,29 +23,16 @@ export interface SentChange {
 /** More requests than this waiting for an answer (an API server that hangs) and ticks are skipped. */
 const MAX_IN_FLIGHT = 20;
 
-/** The Websites of the study scale to zero: no pods (the plane has no scheduler or kubelet), Ready comes from the Deployment alone. */
-function websiteBody(name: string, version: number): Record<string, unknown> {
-  return {
-    apiVersion: WEBSITE_API_VERSION,
-    kind: WEBSITE_KIND,
-    metadata: { name, labels: { 'app.kubernetes.io/part-of': 'ha-operator-study' } },
-    spec: { replicas: 0, html: html(name, version) },
-  };
-}
-
-function html(name: string, version: number): string {
-  return `<!doctype html><title>${name}</title><p>${name}, version ${version}</p>`;
-}
-
 export class LoadGenerator {
   readonly changes: SentChange[] = [];
   readonly failures: { at: number; op: string; name: string; error: string }[] = [];
   skipped = 0;
   private readonly api: CustomObjectsApi;
+  private readonly profile: KindProfile;
   private readonly namespace: string;
   private readonly settings: LoadSettings;
   private readonly now: () => number;
-  /** Names of the Websites that exist (created by us and acknowledged), to update in turn. */
+  /** Names of the objects that exist (created by us and acknowledged), to update in turn. */
   private readonly names: string[] = [];
   private readonly versions = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -52,19 +40,18 @@ export class LoadGenerator {
   private tick = 0;
   private created = 0;
 
-  constructor(options: { kubeConfig: KubeConfig; namespace: string; settings: LoadSettings; now: () => number }) {
+  constructor(options: { kubeConfig: KubeConfig; namespace: string; profile: KindProfile; settings: LoadSettings; now: () => number }) {
     this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.profile = options.profile;
     this.namespace = options.namespace;
     this.settings = options.settings;
     this.now = options.now;
   }
 
-  /** Creates the initial Websites (not counted as changes: they exist before the replicas start). */
+  /** Creates the initial objects (not counted as changes: they exist before the replicas start). */
   async createInitial(): Promise<void> {
-    const names = Array.from({ length: this.settings.initialWebsites }, () => this.nextName());
-    await Promise.all(names.map((name) => this.api.createNamespacedCustomObject({
-      group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL, body: websiteBody(name, 1),
-    })));
+    const names = Array.from({ length: this.settings.initialObjects }, () => this.nextName());
+    await Promise.all(names.map((name) => this.api.createNamespacedCustomObject({ ...this.collection(), body: this.sample(name) })));
     for (const name of names) {
       this.names.push(name);
       this.versions.set(name, 1);
@@ -83,8 +70,19 @@ export class LoadGenerator {
     await Promise.allSettled([...this.inFlight]);
   }
 
+  private collection(): { group: string; version: string; namespace: string; plural: string } {
+    const { group, version, plural } = this.profile.resource;
+    return { group, version, namespace: this.namespace, plural };
+  }
+
+  /** The profile's sample, labelled as the study's. */
+  private sample(name: string): object {
+    const body = this.profile.sample(this.namespace, name);
+    return { ...body, metadata: { ...body.metadata, labels: { ...body.metadata?.labels, 'app.kubernetes.io/part-of': 'ha-operator-study' } } };
+  }
+
   private nextName(): string {
-    return `site-${String(++this.created).padStart(4, '0')}`;
+    return `object-${String(++this.created).padStart(4, '0')}`;
   }
 
   private send(): void {
@@ -103,9 +101,7 @@ export class LoadGenerator {
     const name = this.nextName();
     const sentAt = this.now();
     try {
-      const created = (await this.api.createNamespacedCustomObject({
-        group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL, body: websiteBody(name, 1),
-      })) as Website;
+      const created = (await this.api.createNamespacedCustomObject({ ...this.collection(), body: this.sample(name) })) as StoredObject;
       this.record(name, 'create', created, sentAt);
       this.versions.set(name, 1);
       this.names.push(name);
@@ -120,17 +116,17 @@ export class LoadGenerator {
     const sentAt = this.now();
     try {
       const updated = (await this.api.patchNamespacedCustomObject(
-        { group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL, name, body: { spec: { html: html(name, version) } } },
+        { ...this.collection(), name, body: this.profile.change(name, version) },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      )) as Website;
+      )) as StoredObject;
       this.record(name, 'update', updated, sentAt);
     } catch (error) {
       this.failures.push({ at: sentAt, op: 'update', name, error: describe(error) });
     }
   }
 
-  private record(name: string, op: 'create' | 'update', website: Website, sentAt: number): void {
-    this.changes.push({ name, op, generation: website.metadata.generation, sentAt, answeredAt: this.now() });
+  private record(name: string, op: 'create' | 'update', object: StoredObject, sentAt: number): void {
+    this.changes.push({ name, op, generation: object.metadata.generation, sentAt, answeredAt: this.now() });
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { formatMs, latencyHeatmap, lanesChart, type Chart } from './charts.ts';
 import { toHtml, toMarkdown, type Block, type Inline } from './markup.ts';
-import { PHASES, type Handover, type Phase, type ScenarioResult, type Stats, type StudyResults } from './types.ts';
+import { PHASES, type Handover, type Phase, type ScenarioResult, type Stats, type StudyResults, type Workload } from './types.ts';
 
 export const REPORT_TITLE = 'ha-operator high-availability study';
 
@@ -57,7 +57,8 @@ function reportBlocks(results: StudyResults, charts: Map<ScenarioResult, { lanes
           { code: `LEASE_DURATION_SECONDS=${env.leaseDurationSeconds}` }, ', ', { code: `RENEW_DEADLINE_SECONDS=${env.renewDeadlineSeconds}` }, ', ',
           { code: `RETRY_PERIOD_SECONDS=${env.retryPeriodSeconds}` }, ` (${env.timingPreset === 'production' ? 'the production defaults' : `${env.timingPreset}: shortened`})`,
         ]],
-        [['load'], [`${env.load.opsPerSecond} changes per second throughout each scenario, every ${ordinal(env.load.createEvery)} a new Website, the others a spec.html update of an existing one (merge patch); ${env.load.initialWebsites} Websites before the replicas start; spec.replicas 0 (the plane has no kubelet)`]],
+        [['load'], [`${env.load.opsPerSecond} changes per second throughout each scenario, every ${ordinal(env.load.createEvery)} a new ${env.workload.kind} with ${env.workload.sample}, `
+          + `the others ${env.workload.change} of an existing one; ${env.load.initialObjects} created before the replicas start`]],
         [['phases'], [`${formatMs(env.steadyMs)} under load before each event, ${formatMs(env.afterMs)} after it`]],
         [['machine'], [`${env.cpus} CPUs shared with other work, Node ${env.node}, control plane ${env.controlPlane}`]],
         [['replicas'], [{ code: 'LOG_LEVEL=debug' }, ' (one ', { code: 'write' }, ' line per fenced write), everything else at its default']],
@@ -84,7 +85,7 @@ function reportBlocks(results: StudyResults, charts: Map<ScenarioResult, { lanes
     },
   ];
   for (const scenario of results.scenarios) blocks.push(...scenarioBlocks(scenario, charts.get(scenario)!));
-  blocks.push(...methodBlocks());
+  blocks.push(...methodBlocks(env.workload));
   return blocks;
 }
 
@@ -108,7 +109,7 @@ function headlineRow(s: ScenarioResult): Inline[][] {
     [duplicateWrites === 0 ? '0' : `${duplicateWrites} (${keys} keys)`],
     [PHASES.map((phase) => formatMs(s.latency[phase].p95)).join(' → ')],
     [`${lost} of ${s.changes.length}`],
-    [`${s.final.converged} of ${s.final.websites}`],
+    [`${s.final.converged} of ${s.final.objects}`],
     [passed === s.checks.length ? `${passed}/${s.checks.length} pass` : { strong: `${s.checks.length - passed} of ${s.checks.length} FAIL` }],
   ];
 }
@@ -210,7 +211,7 @@ function scenarioBlocks(s: ScenarioResult, charts: { lanes: Chart; latency: Char
     {
       kind: 'paragraph',
       content: [
-        `At the end: ${s.final.websites} Websites, ${s.final.converged} with status.observedGeneration = metadata.generation, ${s.final.readyPresent} with a Ready condition`
+        `At the end: ${s.final.objects} objects, ${s.final.converged} converged`
         + `${s.final.problems.length > 0 ? `; not converged: ${s.final.problems.join(', ')}` : ''}.`,
       ],
     },
@@ -238,7 +239,7 @@ function timeline(s: ScenarioResult): Inline[][] {
   return entries.map((e) => [{ code: at(e.at) }, ` ${e.text}`]);
 }
 
-function methodBlocks(): Block[] {
+function methodBlocks(workload: Workload): Block[] {
   return [
     { kind: 'heading', level: 2, text: 'How it was measured' },
     {
@@ -248,9 +249,9 @@ function methodBlocks(): Block[] {
         ['Terms come from the replicas\' ', { code: 'started leading' }, ' / ', { code: 'stopped leading' }, ' lines (their ', { code: 'lease' }, ' field); a term still open ends at the replica\'s exit. Without leader election a replica\'s term runs from ', { code: 'caches synced' }, ' (its workers start) to its exit.'],
         ['Safety is judged from the API server\'s audit log (', { code: 'hack/lib/audit.ts' }, '): a term is a committed Lease write that changed its holder; every write names its replica and term in its User-Agent; per object, the committed writes in resourceVersion order must never show a write of an earlier term after one of a later term.'],
         ['Writes in the lanes and the term tables are the ', { code: 'write' }, ' debug lines the fenced writer logs before each write (key and target), a cross-check of the audit log. A write belongs to the lease of its key (FNV-1a of namespace/name mod SHARDS). Two terms overlap when two replicas held the same lease at once; the writes counted are those both replicas made, within the overlap, to keys both of them wrote.'],
-        ['Convergence latency: the load generator records the generation the API server answered each create or update with; a watch on the Websites (the project\'s Informer, reconnecting with a short backoff) records when status.observedGeneration reached it. A change counts as ', { strong: 'during the event' }, ' when it was waiting at any time inside the event window, as lost when it was never seen converged.'],
+        [`Convergence latency: the load generator records the generation the API server answered each create or update with; a watch on the ${workload.kind} objects (the project's Informer, reconnecting with a short backoff) records when status.observedGeneration reached it. A change counts as `, { strong: 'during the event' }, ' when it was waiting at any time inside the event window, as lost when it was never seen converged.'],
         ['Reconcile durations are the ', { code: 'durationMs' }, ' of the replicas\' ', { code: 'reconciled' }, ' lines, by the time of the line.'],
-        ['At the end the load stops, the harness waits for every Website to converge (up to 90 s), lists them and checks status.observedGeneration = metadata.generation and a Ready condition, then stops the replicas with SIGTERM.'],
+        [`At the end the load stops, the harness waits for every object to converge (up to 90 s), lists them and checks that each is converged (${workload.converged}), then stops the replicas with SIGTERM.`],
       ],
     },
   ];

@@ -12,7 +12,6 @@ import type { ControlPlane } from '../controlplane/plane.ts';
 import { Replica, type LogLine } from '../lib/replica.ts';
 import { TcpProxy, writeProxiedKubeconfig } from '../lib/tcp-proxy.ts';
 import { shardOf } from '../../src/runtime/gate.ts';
-import { WEBSITE_GROUP, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../src/website/types.ts';
 import {
   NO_LEASE,
   attributeWrites,
@@ -31,6 +30,7 @@ import {
 import { formatMs } from './charts.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
 import { checkAudit } from '../lib/audit.ts';
+import type { KindProfile, StoredObject } from '../lib/kind-profile.ts';
 import { LoadGenerator, describe } from './load.ts';
 import type { AuditFigures, Change, Check, FinalState, Handover, LoadSettings, Marker, ReplicaTimeline, ScenarioResult, Span } from './types.ts';
 
@@ -68,6 +68,8 @@ export interface StudySettings {
 export interface StudyContext {
   plane: ControlPlane;
   kubeConfig: KubeConfig;
+  /** The kind whose objects the load creates and changes. */
+  profile: KindProfile;
   settings: StudySettings;
   progress: (line: string) => void;
 }
@@ -114,8 +116,9 @@ export class ScenarioRun {
     this.definition = definition;
     this.namespace = `study-${definition.number}-${definition.id}-${randomBytes(2).toString('hex')}`;
     const now = (): number => this.now();
-    this.load = new LoadGenerator({ kubeConfig: context.kubeConfig, namespace: this.namespace, settings: context.settings.load, now });
-    this.watch = new ConvergenceWatch({ kubeConfig: context.kubeConfig, namespace: this.namespace, now });
+    const { kubeConfig, profile } = context;
+    this.load = new LoadGenerator({ kubeConfig, namespace: this.namespace, profile, settings: context.settings.load, now });
+    this.watch = new ConvergenceWatch({ kubeConfig, namespace: this.namespace, profile, now });
   }
 
   get settings(): StudySettings {
@@ -138,7 +141,7 @@ export class ScenarioRun {
     this.context.progress(`[${this.definition.number} ${this.definition.id} +${(this.now() / 1000).toFixed(1)}s] ${text}`);
   }
 
-  /** The namespace and its initial Websites, and the watch on them. */
+  /** The namespace and its initial objects, and the watch on them. */
   async prepare(): Promise<void> {
     await this.context.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: this.namespace } } });
     await this.load.createInitial();
@@ -280,7 +283,7 @@ export class ScenarioRun {
     try {
       await this.watch.untilConverged(90_000);
       // The watch cache may trail a fresh read: wait until it has seen the status for the
-      // generation each Website has now, so the final read below is not a race.
+      // generation each object has now, so the final read below is not a race.
       await this.watch.untilConverged(30_000, { atLeast: await this.currentGenerations() });
     } catch (error) {
       this.progress(describe(error));
@@ -292,27 +295,27 @@ export class ScenarioRun {
     return final;
   }
 
-  private async listWebsites(): Promise<Website[]> {
+  private async listObjects(): Promise<StoredObject[]> {
+    const { group, version, plural } = this.context.profile.resource;
     const list = (await this.context.kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
-      group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace: this.namespace, plural: WEBSITE_PLURAL,
-    })) as { items: Website[] };
+      group, version, namespace: this.namespace, plural,
+    })) as { items: StoredObject[] };
     return list.items;
   }
 
   private async currentGenerations(): Promise<Map<string, number>> {
-    return new Map((await this.listWebsites()).map((w) => [w.metadata.name, w.metadata.generation]));
+    return new Map((await this.listObjects()).map((o) => [o.metadata.name, o.metadata.generation]));
   }
 
   private async finalState(): Promise<FinalState> {
-    const list = { items: await this.listWebsites() };
-    const converged = list.items.filter((w) => w.status?.observedGeneration === w.metadata.generation);
-    const ready = list.items.filter((w) => w.status?.conditions?.some((c) => c.type === 'Ready'));
-    const problems = list.items
-      .filter((w) => !converged.includes(w) || !ready.includes(w))
-      .map((w) => w.metadata.name)
+    const objects = await this.listObjects();
+    const converged = objects.filter((o) => this.context.profile.converged(o));
+    const problems = objects
+      .filter((o) => !converged.includes(o))
+      .map((o) => o.metadata.name)
       .sort()
       .slice(0, 20);
-    return { websites: list.items.length, converged: converged.length, readyPresent: ready.length, problems };
+    return { objects: objects.length, converged: converged.length, problems };
   }
 
   /** The lease that covers `key` ('namespace/name') in this scenario. */
@@ -452,9 +455,9 @@ function commonChecks(s: ScenarioResult): Check[] {
     detail: lost.length === 0 ? `${s.changes.length} of ${s.changes.length} changes` : `${lost.length} never observed: ${lost.slice(0, 5).map((c) => `${c.name}@${c.generation}`).join(', ')}`,
   });
   checks.push({
-    name: 'every Website converged with a Ready condition at the end',
-    ok: s.final.websites > 0 && s.final.converged === s.final.websites && s.final.readyPresent === s.final.websites,
-    detail: `${s.final.converged} of ${s.final.websites} converged, ${s.final.readyPresent} with Ready${s.final.problems.length ? `; not: ${s.final.problems.join(', ')}` : ''}`,
+    name: 'every object converged at the end',
+    ok: s.final.objects > 0 && s.final.converged === s.final.objects,
+    detail: `${s.final.converged} of ${s.final.objects} converged${s.final.problems.length ? `; not: ${s.final.problems.join(', ')}` : ''}`,
   });
   return checks;
 }

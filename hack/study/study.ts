@@ -16,7 +16,8 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/plane.ts';
 import { Replica, REPO_ROOT } from '../lib/replica.ts';
-import { WEBSITE_GROUP, WEBSITE_PLURAL } from '../../src/website/types.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import { installCrd } from '../lib/kind-profile.ts';
 import { renderReport } from './render.ts';
 import { SCENARIOS, ScenarioRun, TIMING_PRESETS, type StudyContext, type StudySettings } from './scenarios.ts';
 import { RESULTS_SCHEMA_VERSION, type ScenarioResult, type StudyResults } from './types.ts';
@@ -70,7 +71,7 @@ const selected = SCENARIOS.filter((s) => !only || only.includes(s.number));
 if (selected.length === 0) usage(`--only ${values.only} selects no scenario (1–${SCENARIOS.length})`);
 const settings: StudySettings = {
   timings,
-  load: { opsPerSecond, createEvery: 4, initialWebsites: 12 },
+  load: { opsPerSecond, createEvery: 4, initialObjects: 12 },
   steadyMs: Number(values.steady) * 1000,
   afterMs: Number(values.after) * 1000,
   outageMs: 20_000,
@@ -100,17 +101,17 @@ const results: StudyResults = {
     renewDeadlineSeconds: timings.renewDeadlineSeconds,
     retryPeriodSeconds: timings.retryPeriodSeconds,
     load: settings.load,
+    workload: { kind: SAMPLE_KIND.resource.kind, ...SAMPLE_KIND.described },
     steadyMs: settings.steadyMs,
     afterMs: settings.afterMs,
   },
   scenarios: [],
 };
 try {
-  await plane.kubectl(['apply', '-f', join(REPO_ROOT, 'crds', 'websites.yaml')]);
-  await plane.kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfigPath);
-  const context: StudyContext = { plane, kubeConfig, settings, progress };
+  await installCrd(kubeConfig, SAMPLE_KIND.crd);
+  const context: StudyContext = { plane, kubeConfig, profile: SAMPLE_KIND, settings, progress };
   for (const definition of selected) {
     const run = new ScenarioRun(context, definition);
     run.progress(`${definition.title} (namespace ${run.namespace})`);
@@ -128,7 +129,7 @@ try {
     } catch (e) {
       // Even the clean-up failed: record what there is.
       const message = e instanceof Error ? e.message : String(e);
-      scenario = run.result({ websites: 0, converged: 0, readyPresent: 0, problems: [] }, error ? `${error}; then: ${message}` : message);
+      scenario = run.result({ objects: 0, converged: 0, problems: [] }, error ? `${error}; then: ${message}` : message);
     }
     for (const replica of Replica.running()) replica.sigkill();
     results.scenarios.push(scenario);

@@ -6,7 +6,8 @@
  * log timestamps (same host, so one clock).
  */
 
-export const RESULTS_SCHEMA_VERSION = 1;
+// 2: the kind studied is recorded (environment.workload); the load and the final state count its objects.
+export const RESULTS_SCHEMA_VERSION = 2;
 
 export interface StudyResults {
   schemaVersion: typeof RESULTS_SCHEMA_VERSION;
@@ -30,18 +31,27 @@ export interface StudyEnvironment {
   renewDeadlineSeconds: number;
   retryPeriodSeconds: number;
   load: LoadSettings;
+  workload: Workload;
   /** How long each scenario runs under load before its event, and after the event window. */
   steadyMs: number;
   afterMs: number;
 }
 
+/** The kind whose objects the load created and changed, and what its profile (hack/lib/kind-profile.ts) made of them, in words. */
+export interface Workload {
+  kind: string;
+  sample: string;
+  change: string;
+  converged: string;
+}
+
 export interface LoadSettings {
   /** Changes per second the load generator sends (open loop: it does not wait for answers). */
   opsPerSecond: number;
-  /** Every n-th change creates a new Website; the others update the spec of an existing one. */
+  /** Every n-th change creates a new object; the others update the spec of an existing one. */
   createEvery: number;
-  /** Websites created in each namespace before the replicas start. */
-  initialWebsites: number;
+  /** Objects created in each namespace before the replicas start. */
+  initialObjects: number;
 }
 
 export type Phase = 'steady' | 'event' | 'after';
@@ -158,7 +168,7 @@ export interface WriteBins {
 export interface Change {
   name: string;
   op: 'create' | 'update';
-  /** metadata.generation the API server gave the Website. */
+  /** metadata.generation the API server gave the object. */
   generation: number;
   sentAt: number;
   answeredAt: number;
@@ -168,12 +178,10 @@ export interface Change {
 }
 
 export interface FinalState {
-  websites: number;
-  /** status.observedGeneration == metadata.generation. */
+  objects: number;
+  /** Converged, as the workload's `converged` says. */
   converged: number;
-  /** A Ready condition present (True or False). */
-  readyPresent: number;
-  /** Names of the Websites that were not converged or had no Ready condition (at most 20). */
+  /** Names of the objects that were not converged (at most 20). */
   problems: string[];
 }
 

@@ -11,7 +11,7 @@ describe('chaos: every kind of disruption under load, judged by the audit log', 
   this.timeout(300_000);
 
   for (const mode of ['unsharded', 'sharded'] as const) {
-    it(`${mode}: no write out of term, no change lost, every Website converged`, async () => {
+    it(`${mode}: no write out of term, no change lost, every object converged`, async () => {
       const result = await runChaos({ plane: cluster(), mode, disruptions: DISRUPTIONS.length, seed: 7, sequence: DISRUPTIONS });
       console.log(summaryTable([result]).split('\n').map((l) => `      ${l}`).join('\n'));
       expect(result.failures).to.deep.equal([]);

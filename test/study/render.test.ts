@@ -53,7 +53,7 @@ function scenario(overrides: Partial<ScenarioResult> & Pick<ScenarioResult, 'num
     changes,
     latency: latencyByPhase(changes),
     reconcile: { steady: { count: 2, p50: 10, p95: 30, max: 30 }, event: { count: 0, p50: null, p95: null, max: null }, after: { count: 1, p50: 12, p95: 12, max: 12 } },
-    final: { websites: 14, converged: 14, readyPresent: 14, problems: [] },
+    final: { objects: 14, converged: 14, problems: [] },
     checks: [{ name: 'no writes by two replicas in overlapping terms', ok: true, detail: '0 writes' }],
   };
   return { ...base, ...overrides };
@@ -108,14 +108,16 @@ function fixture(): StudyResults {
     terms: [term('a', 'ha-operator-0', 2_000, 60_000), term('a', 'ha-operator-3', 2_000, 60_000), term('b', 'ha-operator-5', 3_000, 60_000)],
   });
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
     startedAt: '2026-01-01T00:00:00.000Z',
     finishedAt: '2026-01-01T00:03:00.000Z',
     durationMs: 180_000,
     environment: {
       node: 'v24.0.0', controlPlane: 'kubernetes-v1.36.3-etcd-v3.6.8', cpus: 2, timingPreset: 'production',
       leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2,
-      load: { opsPerSecond: 3, createEvery: 4, initialWebsites: 12 }, steadyMs: 20_000, afterMs: 20_000,
+      load: { opsPerSecond: 3, createEvery: 4, initialObjects: 12 },
+      workload: { kind: 'Widget', sample: 'a one-line spec.text', change: 'a spec.text update (merge patch)', converged: 'status.observedGeneration = metadata.generation' },
+      steadyMs: 20_000, afterMs: 20_000,
     },
     scenarios: [crash, noLease, shards],
   };

@@ -48,7 +48,7 @@ describe('the README commands', function () {
     const demo = start(['hack/demo.ts'], env);
     try {
       const kubeconfig = (await demo.waitFor(/export KUBECONFIG=/, 120_000)).split('=')[1]!;
-      await demo.waitFor(/sample Websites applied/, 60_000);
+      await demo.waitFor(/samples\/\*\.yaml applied/, 60_000);
       await demo.waitFor(/\[replica-[ab]\].*started leading/, 60_000);
       await demo.waitFor(/\[replica-[ab]\].*reconciled.*ha-operator-demo\/hello/, 60_000);
       // Both replicas up (labelled lines from each), exactly one of them leading.

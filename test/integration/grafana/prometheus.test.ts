@@ -7,14 +7,14 @@ import { dashboardQueries, loadDashboard, variableQueries, type PanelQuery } fro
 import { heatmapData, leaderLanes } from '../../../hack/grafana/render.ts';
 import { DEFAULT_JOB, Prometheus, type ApiResponse, type MatrixSeries, type QueryData, type RangeOptions } from '../../../hack/lib/prometheus.ts';
 import { Replica, type LogLine } from '../../../hack/lib/replica.ts';
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../../src/website/types.ts';
+import { SAMPLE_KIND } from '../../../hack/kinds.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
-import { installWebsiteCrd } from '../support/operator.ts';
+import { installKind } from '../support/operator.ts';
 
 /**
  * The dashboard and the alert rules against a real Prometheus scraping two
- * real replicas (OS processes) through a scenario: Websites created and
- * updated, and a failover by SIGTERM of the leader. Every dashboard query and
+ * real replicas (OS processes) through a scenario: objects of the sample
+ * kind (hack/kinds.ts) created and updated, and a failover by SIGTERM of the leader. Every dashboard query and
  * every alert expression must run; the core panels must show the scenario.
  *
  * Waits are for log lines of the replicas and for Prometheus having scraped
@@ -34,8 +34,8 @@ const SCRAPE_S = 1;
 /** Grafana's $__rate_interval: max(4 × scrape interval, step + scrape interval), with step = scrape interval. */
 const RATE_INTERVAL = `${Math.max(4 * SCRAPE_S, 2 * SCRAPE_S)}s`;
 const SCRAPE_WAIT_MS = 15_000;
-const FIRST = Array.from({ length: 10 }, (_, i) => `site-${String(i).padStart(2, '0')}`);
-const SECOND = Array.from({ length: 10 }, (_, i) => `site-${String(i + 10).padStart(2, '0')}`);
+const FIRST = Array.from({ length: 10 }, (_, i) => `object-${String(i).padStart(2, '0')}`);
+const SECOND = Array.from({ length: 10 }, (_, i) => `object-${String(i + 10).padStart(2, '0')}`);
 
 interface Rule {
   alert?: string;
@@ -60,25 +60,21 @@ describe('the dashboard and the alerts against a live Prometheus (two replicas, 
   let evaluated: Evaluated[];
   let failed = false;
 
-  const websites = (): CustomObjectsApi => adminKubeConfig().makeApiClient(CustomObjectsApi);
+  const custom = (): CustomObjectsApi => adminKubeConfig().makeApiClient(CustomObjectsApi);
+  const { group, version, plural } = SAMPLE_KIND.resource;
   const key = (name: string): string => `${namespace}/${name}`;
   const isKey = (message: string, name: string) => (l: LogLine): boolean => l.message === message && l.json?.key === key(name);
   const now = (): number => Date.now() / 1000;
 
-  async function createSites(names: string[]): Promise<void> {
-    const api = websites();
-    await Promise.all(names.map((name) => api.createNamespacedCustomObject({
-      group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace, plural: WEBSITE_PLURAL,
-      body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: { html: `<p>${name}</p>` } },
-    })));
+  async function createObjects(names: string[]): Promise<void> {
+    const api = custom();
+    await Promise.all(names.map((name) => api.createNamespacedCustomObject({ group, version, namespace, plural, body: SAMPLE_KIND.sample(namespace, name) })));
   }
 
-  async function updateSites(names: string[]): Promise<void> {
-    const api = websites();
-    await Promise.all(names.map((name) => api.patchNamespacedCustomObject(
-      { group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace, plural: WEBSITE_PLURAL, name, body: { spec: { html: `<p>${name}, updated</p>` } } },
-      mergePatch,
-    )));
+  /** Each object is updated once: to its second version. */
+  async function updateObjects(names: string[]): Promise<void> {
+    const api = custom();
+    await Promise.all(names.map((name) => api.patchNamespacedCustomObject({ group, version, namespace, plural, name, body: SAMPLE_KIND.change(name, 2) }, mergePatch)));
   }
 
   /** Resolves once `replica` logged 'reconciled' for every one of `names` after line `after`. */
@@ -108,7 +104,7 @@ describe('the dashboard and the alerts against a live Prometheus (two replicas, 
 
   before(async function () {
     this.timeout(150_000);
-    await installWebsiteCrd();
+    await installKind(SAMPLE_KIND);
     namespace = await freshNamespace('grafana');
 
     const started = await Promise.all([startReplica('replica-a'), startReplica('replica-b')]);
@@ -119,26 +115,26 @@ describe('the dashboard and the alerts against a live Prometheus (two replicas, 
     });
     const prom = prometheus;
     const start = Math.floor(now());
-    // Both replicas scraped before any Website exists: their counters are seen at 0 first.
+    // Both replicas scraped before any object exists: their counters are seen at 0 first.
     await prom.waitFor(`up{job="${DEFAULT_JOB}"} == 1`, (r) => r.length === 2, SCRAPE_WAIT_MS, 'successful scrape of both replicas');
     leader = await Promise.race(replicas.map(async (r) => (await r.waitForMessage('started leading', START_MS), r)));
     successor = replicas.find((r) => r !== leader)!;
 
-    // 1. Ten Websites, reconciled by the leader, and scraped.
+    // 1. Ten objects, reconciled by the leader, and scraped.
     let mark = leader.lines.length - 1;
-    await createSites(FIRST);
+    await createObjects(FIRST);
     await reconciledAll(leader, FIRST, mark);
     await prom.scrapedAfter(now(), SCRAPE_WAIT_MS, 2);
 
     // 2. Half of them updated.
     mark = leader.lines.length - 1;
-    await updateSites(FIRST.slice(0, 5));
+    await updateObjects(FIRST.slice(0, 5));
     await reconciledAll(leader, FIRST.slice(0, 5), mark);
     await prom.scrapedAfter(now(), SCRAPE_WAIT_MS, 2);
 
     // 3. Ten more; SIGTERM of the leader while it writes them. The other replica takes over and finishes.
     mark = leader.lines.length - 1;
-    await createSites(SECOND);
+    await createObjects(SECOND);
     await leader.waitForLog((l) => l.message === 'write' && SECOND.some((n) => l.json?.key === key(n)), STEP_MS, { after: mark, description: 'a write for the second batch' });
     leader.sigterm();
     const exit = await leader.exited;
@@ -149,7 +145,7 @@ describe('the dashboard and the alerts against a live Prometheus (two replicas, 
 
     // 4. The other half updated, reconciled by the new leader.
     mark = successor.lines.length - 1;
-    await updateSites(FIRST.slice(5));
+    await updateObjects(FIRST.slice(5));
     await reconciledAll(successor, FIRST.slice(5), mark);
     await prom.scrapedAfter(now(), SCRAPE_WAIT_MS, 2);
     const end = Math.ceil(now());
@@ -232,7 +228,7 @@ describe('the dashboard and the alerts against a live Prometheus (two replicas, 
     const data = heatmapData(series, range);
     const observed = data.counts.flat().reduce((a, b) => a + b, 0);
     expect(observed, 'no reconcile in any bucket').to.be.greaterThan(0);
-    // Every reconcile of a Website on a local API server takes under a minute.
+    // Every reconcile on a local API server takes under a minute.
     expect(data.counts.at(-1)!.every((v) => v === 0), 'reconciles in the +Inf bucket').to.be.true;
   });
 

@@ -1,16 +1,18 @@
 import { expect } from 'chai';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CustomObjectsApi, Watch, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 
-import { DEFAULT_REPLICA_ENV, REPO_ROOT, Replica, type LogLine } from '../../../hack/lib/replica.ts';
+import { DEFAULT_REPLICA_ENV, Replica, type LogLine } from '../../../hack/lib/replica.ts';
 import { readAuditLog } from '../../../hack/lib/audit.ts';
 import { TcpProxy, writeProxiedKubeconfig } from '../../../hack/lib/tcp-proxy.ts';
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../../src/website/types.ts';
 import { expectNoOutOfTermWrites } from '../support/audit.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
+import { installKind } from '../support/operator.ts';
+import { WIDGET_OPERATOR, WIDGET_PROFILE } from '../support/widget/profile.ts';
 
 /**
- * Operator replicas as separate OS processes (node src/main.ts) against the
+ * Operator replicas as separate OS processes (the Widget operator,
+ * support/widget/main.ts: the runtime with one small controller) against the
  * real API server. Safety is judged from the API server's audit log: no write
  * of an earlier term commits after a later term's on any object. Times
  * across processes are compared by the replicas' own log timestamps (one
@@ -28,18 +30,7 @@ const MAX_POLL_MS = RETRY_MS * 1.2;
 const MARGIN_MS = 500;
 /** Start-up of a replica: a Node process, its caches synced. */
 const START_MS = 30_000;
-const INITIAL_SITES = ['alpha', 'beta', 'gamma'];
-
-let crdApplied: Promise<void> | undefined;
-
-/** crds/websites.yaml, applied once per run and Established. */
-function applyWebsiteCrd(): Promise<void> {
-  crdApplied ??= (async () => {
-    await cluster().kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
-    await cluster().kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
-  })();
-  return crdApplied;
-}
+const INITIAL_WIDGETS = ['alpha', 'beta', 'gamma'];
 
 interface LeaseEvent {
   type: string;
@@ -182,17 +173,15 @@ describe('failover between operator replicas (OS processes)', function () {
   let exits: Map<Replica, number>;
   let leaseWatch: LeaseWatch;
   let proxy: TcpProxy | undefined;
-  const websites = (): CustomObjectsApi => adminKubeConfig().makeApiClient(CustomObjectsApi);
-
   beforeEach(async () => {
-    await applyWebsiteCrd();
+    await installKind(WIDGET_PROFILE);
     namespace = await freshNamespace('failover');
     replicas = [];
     exits = new Map();
     proxy = undefined;
     leaseWatch = new LeaseWatch();
     await leaseWatch.start(namespace);
-    await createSites(INITIAL_SITES);
+    await createWidgets(INITIAL_WIDGETS);
   });
 
   afterEach(async function () {
@@ -207,16 +196,14 @@ describe('failover between operator replicas (OS processes)', function () {
     await proxy?.close();
   });
 
-  async function createSites(names: string[]): Promise<void> {
-    const api = websites();
-    await Promise.all(names.map((name) => api.createNamespacedCustomObject({
-      group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace, plural: WEBSITE_PLURAL,
-      body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: { html: `<p>${name}</p>` } },
-    })));
+  async function createWidgets(names: string[]): Promise<void> {
+    const api = adminKubeConfig().makeApiClient(CustomObjectsApi);
+    const { group, version, plural } = WIDGET_PROFILE.resource;
+    await Promise.all(names.map((name) => api.createNamespacedCustomObject({ group, version, namespace, plural, body: WIDGET_PROFILE.sample(namespace, name) })));
   }
 
   async function start(name: string, kubeconfig = cluster().kubeconfigPath): Promise<Replica> {
-    const replica = await Replica.start({ name, kubeconfig, leaseNamespace: namespace, watchNamespace: namespace });
+    const replica = await Replica.start({ entry: WIDGET_OPERATOR, name, kubeconfig, leaseNamespace: namespace, watchNamespace: namespace });
     replicas.push(replica);
     void replica.exited.then((exit) => exits.set(replica, exit.at));
     await replica.running(START_MS);
@@ -245,8 +232,8 @@ describe('failover between operator replicas (OS processes)', function () {
 
   /**
    * Replica a, reaching the API server only through `proxy`, leads and has reconciled the
-   * first sites; b, direct, is its watching standby. With a `batch` prefix, twelve more
-   * sites are created and a is writing for them.
+   * first Widgets; b, direct, is its watching standby. With a `batch` prefix, twelve more
+   * Widgets are created and a is writing for them.
    */
   /**
    * a leads through a proxy, b is its standby; with a batch, a is writing it.
@@ -261,12 +248,12 @@ describe('failover between operator replicas (OS processes)', function () {
     const a = await start('a', proxied);
     await a.waitForMessage('started leading', START_MS);
     const b = await start('b');
-    await reconciledAll(a, INITIAL_SITES);
+    await reconciledAll(a, INITIAL_WIDGETS);
     await leaseWatch.renewedFor('a', MAX_POLL_MS);
     if (batchPrefix === undefined) return { a, b, batch: [], fault };
     const batch = Array.from({ length: 12 }, (_, i) => `${batchPrefix}-${i}`);
     if (holdingWrites) fault.hold('up');
-    await createSites(batch);
+    await createWidgets(batch);
     await a.waitForLog((l) => l.message === 'write' && String(l.json?.key).startsWith(`${namespace}/${batchPrefix}-`), 30_000, { description: 'a write for the batch' });
     return { a, b, batch, fault };
   }
@@ -274,10 +261,10 @@ describe('failover between operator replicas (OS processes)', function () {
   it('lets exactly one of two replicas lead, and only the leader writes', async () => {
     const [a, b] = await Promise.all([start('a'), start('b')]);
     const { leader, standby } = await firstLeader([a, b]);
-    await reconciledAll(leader, INITIAL_SITES);
+    await reconciledAll(leader, INITIAL_WIDGETS);
     // The standby campaigns for longer than any expiry could take while the leader renews.
     await leaseWatch.renewedFor(leader.name, LEASE_MS + MAX_POLL_MS + MARGIN_MS);
-    await createSites(['delta']);
+    await createWidgets(['delta']);
     await reconciledAll(leader, ['delta']);
 
     expect(standby.messages('started leading'), 'the standby led too').to.be.empty;
@@ -285,7 +272,7 @@ describe('failover between operator replicas (OS processes)', function () {
     expect(standby.messages('write'), 'the standby wrote').to.be.empty;
     expect(standby.messages('reconciled'), 'the standby reconciled').to.be.empty;
     const keys = new Set(leader.messages('write').map((l) => l.json?.key));
-    for (const name of [...INITIAL_SITES, 'delta']) expect(keys).to.include(`${namespace}/${name}`);
+    for (const name of [...INITIAL_WIDGETS, 'delta']) expect(keys).to.include(`${namespace}/${name}`);
     expect(leaseWatch.events.filter((e) => e.spec.holderIdentity && e.spec.holderIdentity !== leader.name)).to.be.empty;
 
     await stopAll();
@@ -341,7 +328,7 @@ describe('failover between operator replicas (OS processes)', function () {
     const a = await start('a');
     await a.waitForMessage('started leading', START_MS);
     const b = await start('b');
-    await reconciledAll(a, INITIAL_SITES);
+    await reconciledAll(a, INITIAL_WIDGETS);
     // b has read the lease and watches it by the time a renewed once more after a poll period.
     await leaseWatch.renewedFor('a', MAX_POLL_MS);
 
@@ -357,7 +344,7 @@ describe('failover between operator replicas (OS processes)', function () {
     expect(sinceRenewal, 'the standby took a lease that had not expired').to.be.at.least(LEASE_MS);
     expect(sinceSeen).to.be.at.most(LEASE_MS + MAX_POLL_MS + MARGIN_MS);
 
-    await createSites(['after-kill']);
+    await createWidgets(['after-kill']);
     await b.waitForLog(isMessage('write', `${namespace}/after-kill`), 30_000, { description: 'a write for after-kill' });
     await stopAll();
     await expectNoOutOfTermWrites(namespace);
@@ -390,7 +377,7 @@ describe('failover between operator replicas (OS processes)', function () {
       expect(led.loggedAt!).to.be.greaterThan(stopped.loggedAt!);
 
       // b does the work now, including what a could not finish.
-      await createSites(['after-cut']);
+      await createWidgets(['after-cut']);
       await b.waitForLog(isMessage('write', `${namespace}/after-cut`), 30_000, { description: 'a write for after-cut' });
       await reconciledAll(b, batch, led);
 
@@ -420,7 +407,7 @@ describe('failover between operator replicas (OS processes)', function () {
     expect(stopped.loggedAt! - heldAt).to.be.at.most(RENEW_DEADLINE_MS + MARGIN_MS);
     // The late requests reach the server; b keeps its term through them.
     await leaseWatch.renewedFor('b', LEASE_MS + MAX_POLL_MS + MARGIN_MS);
-    await createSites(['after-hold']);
+    await createWidgets(['after-hold']);
     await b.waitForLog(isMessage('write', `${namespace}/after-hold`), 30_000, { description: 'a write for after-hold' });
 
     await stopAll();

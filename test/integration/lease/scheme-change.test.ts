@@ -1,20 +1,23 @@
-import { resolve } from 'node:path';
 import { expect } from 'chai';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 
 import { ConvergenceWatch } from '../../../hack/lib/convergence-watch.ts';
-import { REPO_ROOT, Replica } from '../../../hack/lib/replica.ts';
+import { Replica } from '../../../hack/lib/replica.ts';
 import { LoadGenerator } from '../../../hack/study/load.ts';
 import { schemeLeaseNames } from '../../../src/runtime/membership.ts';
 import { expectNoOutOfTermWrites } from '../support/audit.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
+import { installKind } from '../support/operator.ts';
+import { WIDGET_OPERATOR, WIDGET_PROFILE } from '../support/widget/profile.ts';
+import type { Widget } from '../support/widget/widget.ts';
 
 /**
  * A rolling update that changes SHARDS hands the same keys to other leases:
  * the old replicas lead `ha-operator` (or ha-operator-0..2), the new ones
  * ha-operator-0..5. Both must never lead at once. Two replicas of each
- * scheme, a surge of one, under a steady load of creates and spec changes;
- * the API server's audit log judges whether any write of an earlier term
- * committed after a later term's.
+ * scheme (Widget operators), a surge of one, under a steady load of creates
+ * and spec changes; the API server's audit log judges whether any write of an
+ * earlier term committed after a later term's.
  */
 
 const LEASE = 'ha-operator';
@@ -37,11 +40,11 @@ describe('changing the shard scheme in a rolling update', function () {
 
   for (const [from, to] of [[1, 6], [3, 6]] as const) {
     it(`from SHARDS=${from} to SHARDS=${to}: the old scheme leads until its last replica has left, then the new one, no write out of term`, async () => {
-      await cluster().kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
+      await installKind(WIDGET_PROFILE);
       const namespace = await freshNamespace(`scheme-${from}-${to}`);
       const start = async (name: string, shards: number): Promise<Replica> => {
         const replica = await Replica.start({
-          name, kubeconfig: cluster().kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace, env: { SHARDS: String(shards) },
+          entry: WIDGET_OPERATOR, name, kubeconfig: cluster().kubeconfigPath, leaseNamespace: namespace, watchNamespace: namespace, env: { SHARDS: String(shards) },
         });
         replicas.push(replica);
         await replica.running(START_MS);
@@ -55,8 +58,8 @@ describe('changing the shard scheme in a rolling update', function () {
       };
 
       const load = new LoadGenerator({
-        kubeConfig: adminKubeConfig(), namespace, now: () => Date.now(),
-        settings: { initialWebsites: 12, opsPerSecond: 10, createEvery: 4 },
+        kubeConfig: adminKubeConfig(), namespace, profile: WIDGET_PROFILE, now: () => Date.now(),
+        settings: { initialObjects: 12, opsPerSecond: 10, createEvery: 4 },
       });
       await load.createInitial();
       const old = [await start('old-0', from), await start('old-1', from)];
@@ -77,7 +80,7 @@ describe('changing the shard scheme in a rolling update', function () {
       await leadAll(fresh, to);
       await load.stop();
 
-      const watch = new ConvergenceWatch({ kubeConfig: adminKubeConfig(), namespace });
+      const watch = new ConvergenceWatch({ kubeConfig: adminKubeConfig(), namespace, profile: WIDGET_PROFILE });
       await watch.start();
       try {
         const atLeast = new Map<string, number>();
@@ -87,6 +90,10 @@ describe('changing the shard scheme in a rolling update', function () {
         await watch.stop();
       }
       await Promise.all(replicas.map((r) => r.stop(5_000)));
+      // Every change reached what the Widgets own, not only their status.
+      const { group, version, plural } = WIDGET_PROFILE.resource;
+      const widgets = (await adminKubeConfig().makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group, version, namespace, plural })) as { items: Widget[] };
+      expect(await WIDGET_PROFILE.childrenBehind(adminKubeConfig(), namespace, widgets.items)).to.deep.equal([]);
 
       // By their own logs (a cross-check), no new replica led before the old scheme's last term ended.
       const firstNewTerm = Math.min(...fresh.flatMap((r) => r.messages('started leading').map((l) => l.loggedAt!)));

@@ -1,13 +1,14 @@
-import { resolve } from 'node:path';
 import { expect } from 'chai';
 import type { V1Lease } from '@kubernetes/client-node';
 import { readAuditLog } from '../../../hack/lib/audit.ts';
-import { Replica, REPO_ROOT } from '../../../hack/lib/replica.ts';
+import { Replica } from '../../../hack/lib/replica.ts';
 import { Informer } from '../../../src/runtime/informer.ts';
 import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
 import { LEASE_GROUP_LABEL, LEASE_ROLE_LABEL } from '../../../src/runtime/membership.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
+import { installKind } from '../support/operator.ts';
+import { WIDGET_OPERATOR, WIDGET_PROFILE } from '../support/widget/profile.ts';
 
 const SHARDS = 6;
 const quietLogger = createLogger({ level: 'error', format: 'json' });
@@ -27,7 +28,8 @@ describe('elected shards', function () {
   });
 
   it('spreads 6 shards evenly over 3 replicas and moves a killed replica\'s shards to the others', async () => {
-    await cluster().kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
+    // The replicas are Widget operators: their informers need the kind served.
+    await installKind(WIDGET_PROFILE);
     const namespace = await freshNamespace('shards');
     leases = new Informer<V1Lease>({
       client: new KubeClient(adminKubeConfig()),
@@ -57,6 +59,7 @@ describe('elected shards', function () {
     await leases.whenSynced();
 
     replicas = await Promise.all(['a', 'b', 'c'].map((name) => Replica.start({
+      entry: WIDGET_OPERATOR,
       name,
       kubeconfig: cluster().kubeconfigPath,
       leaseNamespace: namespace,

@@ -6,9 +6,9 @@ import { ControlPlane } from '../../../hack/controlplane/plane.ts';
 import { Informer, type ResourceRef } from '../../../src/runtime/informer.ts';
 import { KubeClient } from '../../../src/runtime/kube.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../../src/website/types.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
-import { installWebsiteCrd } from '../support/operator.ts';
+import { installKind } from '../support/operator.ts';
+import { WIDGET_PROFILE } from '../support/widget/profile.ts';
 
 const COUNT = 7;
 
@@ -38,16 +38,14 @@ describe('Informer paging (real control plane)', function () {
   // client-node's generic list drops metadata.continue for kinds it has no model of,
   // which once made the cache stop after the first page (500 objects).
   it('lists every page of a custom resource', async () => {
-    await installWebsiteCrd();
+    await installKind(WIDGET_PROFILE);
     const namespace = await freshNamespace('paging-cr');
     const custom = adminKubeConfig().makeApiClient(CustomObjectsApi);
+    const { group, version, apiVersion, kind, plural } = WIDGET_PROFILE.resource;
     for (const name of names) {
-      await custom.createNamespacedCustomObject({
-        group: WEBSITE_GROUP, version: WEBSITE_VERSION, namespace, plural: WEBSITE_PLURAL,
-        body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: {} },
-      });
+      await custom.createNamespacedCustomObject({ group, version, namespace, plural, body: WIDGET_PROFILE.sample(namespace, name) });
     }
-    expect(await cachedNames({ apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace })).to.deep.equal(names);
+    expect(await cachedNames({ apiVersion, kind, plural, namespace })).to.deep.equal(names);
   });
 
   it('lists every page of a core resource', async () => {

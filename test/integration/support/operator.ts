@@ -1,30 +1,24 @@
-import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import type { KubernetesObject, V1CustomResourceDefinition } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { installCrd, type KindProfile } from '../../../hack/lib/kind-profile.ts';
 import { loadConfig } from '../../../src/runtime/config.ts';
 import type { Informer } from '../../../src/runtime/informer.ts';
 import { createLogger } from '../../../src/runtime/logging.ts';
 import { Manager } from '../../../src/runtime/manager.ts';
 import { OperatorMetrics } from '../../../src/runtime/metrics.ts';
-import { registerWebsiteController, type WebsiteController } from '../../../src/website/controller.ts';
-import type { ReconcileReport } from '../../../src/website/reconcile.ts';
-import { adminKubeConfig, cluster } from './cluster.ts';
-import { waitForObject } from './wait.ts';
+import { adminKubeConfig } from './cluster.ts';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..', '..');
-const WEBSITE_CRD = 'websites.ha-operator.example.com';
+const installed = new Map<string, Promise<void>>();
 
-let crdInstalled: Promise<void> | undefined;
-
-/** Applies crds/websites.yaml to the test plane (once per run) and waits until it is Established. */
-export function installWebsiteCrd(): Promise<void> {
-  crdInstalled ??= (async () => {
-    // The same client-side apply as the other suites that install it, so the order of the files does not matter.
-    await cluster().kubectl(['apply', '-f', resolve(repoRoot, 'crds', 'websites.yaml')]);
-    await waitForObject<V1CustomResourceDefinition>(adminKubeConfig(), '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', WEBSITE_CRD,
-      (crd) => crd?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false);
-  })();
-  return crdInstalled;
+/** Applies the kind's CRD to the test plane (once per run) and resolves once it is Established. */
+export function installKind(profile: KindProfile): Promise<void> {
+  const name = profile.crd.metadata.name;
+  let done = installed.get(name);
+  if (!done) {
+    done = installCrd(adminKubeConfig(), profile.crd);
+    installed.set(name, done);
+  }
+  return done;
 }
 
 const running = new Set<Manager>();
@@ -38,29 +32,18 @@ export async function eventsSent(): Promise<void> {
 export interface TestOperator {
   readonly namespace: string;
   readonly manager: Manager;
-  readonly website: WebsiteController;
-  /** Every reconcile so far, in the order they ended. */
-  readonly reports: readonly ReconcileReport[];
   /** Every log line so far (JSON, debug level). */
   readonly logLines: readonly string[];
-  /** Resolves with the first reconcile to end from now on that matches. */
-  nextReconcile(matches: (report: ReconcileReport) => boolean, timeoutMs?: number): Promise<ReconcileReport>;
-  /**
-   * Queues the Website `name` (trigger "test") and resolves with the report of
-   * the first reconcile of it that starts afterwards — whatever queued it, since
-   * any of them sees caches at least as new as they were at the call.
-   */
-  reconcileNow(name: string, timeoutMs?: number): Promise<ReconcileReport>;
   /** Shuts the manager down (drain, close the gate, stop the caches and the HTTP server). */
   stop(): Promise<void>;
 }
 
 /**
  * Builds a Manager from an environment as the Deployment would set it (no
- * leader election, WATCH_NAMESPACE = `namespace`), registers the Website
- * controller, and starts it; resolves once its caches are synced.
+ * leader election, WATCH_NAMESPACE = `namespace`), lets `register` add the
+ * controllers, and starts it; resolves once its caches are synced.
  */
-export async function startOperator(namespace: string, env: Record<string, string> = {}): Promise<TestOperator> {
+export async function startOperator(namespace: string, register: (manager: Manager) => void, env: Record<string, string> = {}): Promise<TestOperator> {
   const logLines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -82,47 +65,13 @@ export async function startOperator(namespace: string, env: Record<string, strin
   }, () => undefined);
   const logger = createLogger({ level: config.logLevel, format: 'json', stream });
   const manager = new Manager({ config, kubeConfig: adminKubeConfig(), logger, metrics: new OperatorMetrics(), fieldManager: 'ha-operator', userAgent: `ha-operator/test (operator-${namespace})` });
-
-  const reports: ReconcileReport[] = [];
-  const waiters = new Set<(report: ReconcileReport) => void>();
-  const website = registerWebsiteController(manager, {
-    onReconciled: (report) => {
-      reports.push(report);
-      for (const waiter of [...waiters]) waiter(report);
-    },
-  });
-
-  const nextReconcile = (matches: (report: ReconcileReport) => boolean, timeoutMs = 30_000): Promise<ReconcileReport> =>
-    new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(new Error(`no matching reconcile within ${timeoutMs} ms; last reports: ${JSON.stringify(reports.slice(-5).map(summary))}`));
-      }, timeoutMs);
-      const waiter = (report: ReconcileReport): void => {
-        if (!matches(report)) return;
-        clearTimeout(timer);
-        waiters.delete(waiter);
-        resolvePromise(report);
-      };
-      waiters.add(waiter);
-    });
-
+  register(manager);
   await manager.start((reason) => logger.error('fatal', { reason }));
   running.add(manager);
   return {
     namespace,
     manager,
-    website,
-    reports,
     logLines,
-    nextReconcile,
-    reconcileNow(name, timeoutMs) {
-      const key = `${namespace}/${name}`;
-      const queuedAt = manager.clock.monotonicMs();
-      const done = nextReconcile((r) => r.key === key && r.startedAtMs >= queuedAt, timeoutMs);
-      website.controller.enqueue(key, 'test');
-      return done;
-    },
     async stop() {
       await manager.shutdown('test finished');
       running.delete(manager);
@@ -155,9 +104,4 @@ export function untilCached<T extends KubernetesObject>(
       resolvePromise(object);
     });
   });
-}
-
-function summary(report: ReconcileReport): Record<string, unknown> {
-  const { key, trigger, outcome, writes, applied, statusWritten, events } = report;
-  return { key, trigger, outcome, writes, applied, statusWritten, events };
 }

@@ -18,10 +18,12 @@ import {
 import { CONTENT_HASH_ANNOTATION } from '../../../src/website/desired.ts';
 import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
 import { WEBSITE_GROUP, WEBSITE_PLURAL, WEBSITE_VERSION, type Website, type WebsiteCondition, type WebsiteSpec } from '../../../src/website/types.ts';
+import { WEBSITE_PROFILE } from '../../../src/website/profile.ts';
 import { adminKubeConfig, freshNamespace } from '../support/cluster.ts';
-import { eventsSent, installWebsiteCrd, startOperator, untilCached, type TestOperator } from '../support/operator.ts';
+import { eventsSent, installKind, untilCached } from '../support/operator.ts';
 import { waitForObject } from '../support/wait.ts';
 import { apiError } from '../support/api.ts';
+import { startWebsiteOperator, type WebsiteTestOperator } from './operator.ts';
 
 // The plane starts in the root hook, after this module loads: the clients are made in `before`.
 let kc: KubeConfig;
@@ -98,17 +100,17 @@ function serverMessage(error: ApiException<unknown>): string {
 
 describe('the Website controller against a real control plane', function () {
   this.timeout(60_000);
-  let operator: TestOperator | undefined;
+  let operator: WebsiteTestOperator | undefined;
 
   before(async function () {
     this.timeout(60_000);
     makeClients();
-    await installWebsiteCrd();
+    await installKind(WEBSITE_PROFILE);
   });
 
-  async function run(prefix: string): Promise<{ ns: string; op: TestOperator }> {
+  async function run(prefix: string): Promise<{ ns: string; op: WebsiteTestOperator }> {
     const ns = await freshNamespace(prefix);
-    operator = await startOperator(ns);
+    operator = await startWebsiteOperator(ns);
     return { ns, op: operator };
   }
 
@@ -393,11 +395,11 @@ describe('the Website controller against a real control plane', function () {
       ['a repository name of 256 characters', 'long-repo', 'r'.repeat(256), 'spec.image: the repository name is 256 characters long; at most 255 are allowed'],
     ];
     let ns: string;
-    let op: TestOperator;
+    let op: WebsiteTestOperator;
 
     before(async () => {
       ns = await freshNamespace('web-invalid');
-      op = await startOperator(ns);
+      op = await startWebsiteOperator(ns);
       for (const [, name, image] of invalid) await createWebsite(ns, name, { image });
       // Outside the node port range (30000-32767): only the Service apply can tell.
       await createWebsite(ns, 'low-port', { replicas: 0, serviceType: 'NodePort', nodePort: 80 });

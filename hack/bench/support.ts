@@ -1,27 +1,27 @@
 /**
- * Shared pieces of the Website benchmarks (convergence.ts, cpu.ts, resync-writes.ts,
- * memory.ts, latency.ts, startup.ts): a local control plane with the Website
- * CRD, many Websites created quickly by server-side apply in parallel, and the
- * machine's load average and a process's resident memory. The watch that says
- * when they converged is hack/lib/convergence-watch.ts.
+ * Shared pieces of the benchmarks (convergence.ts, cpu.ts, resync-writes.ts,
+ * memory.ts, latency.ts, startup.ts, handover.ts): a local control plane with
+ * the CRD of the sample kind (hack/kinds.ts), many of its objects created
+ * quickly by server-side apply in parallel, and the machine's load average and
+ * a process's resident memory. The watch that says when they converged is
+ * hack/lib/convergence-watch.ts.
  *
  * Not a benchmark itself; the scripts import it.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/plane.ts';
 import { ConvergenceWatch } from '../lib/convergence-watch.ts';
-import { Replica, REPO_ROOT } from '../lib/replica.ts';
-import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from '../../src/website/types.ts';
+import { Replica } from '../lib/replica.ts';
+import { installCrd } from '../lib/kind-profile.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
 
 export async function startPlane(): Promise<{ plane: ControlPlane; kubeConfig: KubeConfig }> {
   const plane = await ControlPlane.start();
-  await plane.kubectl(['apply', '-f', resolve(REPO_ROOT, 'crds', 'websites.yaml')]);
-  await plane.kubectl(['wait', '--for=condition=Established', 'crd/websites.ha-operator.example.com', '--timeout=60s']);
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfigPath);
+  await installCrd(kubeConfig, SAMPLE_KIND.crd);
   return { plane, kubeConfig };
 }
 
@@ -39,40 +39,30 @@ export async function onFreshPlane<T>(run: (plane: ControlPlane, kubeConfig: Kub
   }
 }
 
-/** The Websites scale to zero: the plane has no scheduler or kubelet, and no pods are needed. */
-export function websiteBody(namespace: string, name: string, version = 1): Website {
-  return {
-    apiVersion: WEBSITE_API_VERSION,
-    kind: WEBSITE_KIND,
-    metadata: { name, namespace },
-    spec: { replicas: 0, html: `<!doctype html><title>${name}</title><p>${name}, version ${version}</p>` },
-  } as unknown as Website;
+export function objectName(i: number): string {
+  return `object-${String(i).padStart(5, '0')}`;
 }
 
-export function websiteName(i: number): string {
-  return `site-${String(i).padStart(5, '0')}`;
-}
-
-/** Creates (server-side apply, force) Websites `from` to `count` - 1 with `parallel` requests in flight; returns ms taken. */
-export async function applyWebsites(kubeConfig: KubeConfig, namespace: string, count: number, parallel = 32, from = 0): Promise<number> {
+/** Creates (server-side apply, force) the objects `from` to `count` - 1 with `parallel` requests in flight; returns ms taken. */
+export async function applyObjects(kubeConfig: KubeConfig, namespace: string, count: number, parallel = 32, from = 0): Promise<number> {
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const started = performance.now();
   let next = from;
   const worker = async (): Promise<void> => {
     while (next < count) {
       const i = next++;
-      await objects.patch(websiteBody(namespace, websiteName(i)), undefined, undefined, 'bench', true, PatchStrategy.ServerSideApply);
+      await objects.patch(SAMPLE_KIND.sample(namespace, objectName(i)), undefined, undefined, 'bench', true, PatchStrategy.ServerSideApply);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
   return performance.now() - started;
 }
 
-/** Creates `namespace` with `count` Websites and starts a ConvergenceWatch on it; createMs is how long the creates took. */
-export async function watchedWebsites(plane: ControlPlane, kubeConfig: KubeConfig, namespace: string, count: number): Promise<{ watch: ConvergenceWatch; createMs: number }> {
+/** Creates `namespace` with `count` objects and starts a ConvergenceWatch on it; createMs is how long the creates took. */
+export async function watchedObjects(plane: ControlPlane, kubeConfig: KubeConfig, namespace: string, count: number): Promise<{ watch: ConvergenceWatch; createMs: number }> {
   await plane.kubectl(['create', 'namespace', namespace]);
-  const createMs = await applyWebsites(kubeConfig, namespace, count);
-  const watch = new ConvergenceWatch({ kubeConfig, namespace });
+  const createMs = await applyObjects(kubeConfig, namespace, count);
+  const watch = new ConvergenceWatch({ kubeConfig, namespace, profile: SAMPLE_KIND });
   await watch.start();
   return { watch, createMs };
 }
