@@ -35,6 +35,7 @@ import type { Lease } from '../src/runtime/leases.ts';
 import { createLogger } from '../src/runtime/logging.ts';
 import { schemeLeaseNames } from '../src/runtime/membership.ts';
 import { SAMPLE_KIND } from './kinds.ts';
+import { podOfIdentity } from '../src/runtime/holder.ts';
 
 export const DISRUPTIONS = ['sigterm', 'sigkill', 'hold', 'delay', 'cut', 'apiserver'] as const;
 export type Disruption = (typeof DISRUPTIONS)[number];
@@ -147,7 +148,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const check = (): void => {
       const healthy = new Set(slots.filter((s) => s.healthy && s.replica.isRunning).map((s) => s.replica.name));
       const ok = leaseNames.every((name) => {
-        const holder = leases.get(`${namespace}/${name}`)?.spec?.holderIdentity ?? '';
+        const holder = podOfIdentity(leases.get(`${namespace}/${name}`)?.spec?.holderIdentity ?? '');
         return healthy.has(holder) && (renewedAt.get(name) ?? 0) > sinceMs;
       });
       if (!ok) return;
@@ -175,7 +176,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   for (let n = 0; n < options.disruptions; n++) {
     const kind = options.sequence ? options.sequence[n % options.sequence.length]! : pick(DISRUPTIONS);
     // Half the time a leader: disrupting a standby tests less.
-    const leaders = slots.filter((s) => leaseNames.some((name) => leases.get(`${namespace}/${name}`)?.spec?.holderIdentity === s.replica.name));
+    const leaders = slots.filter((s) => leaseNames.some((name) => podOfIdentity(leases.get(`${namespace}/${name}`)?.spec?.holderIdentity ?? '') === s.replica.name));
     const slot = rand() < 0.5 && leaders.length > 0 ? pick(leaders) : pick(slots);
     let detail = '';
     switch (kind) {

@@ -81,7 +81,11 @@ export class ClusterNode {
     await this.waitFor(this.containerd, 'containerd to answer', () => this.ctr(['version']).then(() => true, () => false));
     // One archive per call: ctr imports only the first of several.
     for (const archive of this.settings.imageArchives) await this.ctr(['-n', 'k8s.io', 'images', 'import', archive]);
+    this.startKubelet();
+  }
 
+  /** Starts the kubelet (again, after stopKubelet: it finds its pods' containers and carries on). */
+  startKubelet(): void {
     this.kubelet = this.spawn('kubelet', [
       `--config=${join(this.dir, 'kubelet.yaml')}`,
       `--kubeconfig=${join(this.dir, 'kubelet.kubeconfig')}`,
@@ -92,6 +96,15 @@ export class ClusterNode {
       `--node-ip=${this.ip}`,
       '--v=1',
     ]);
+  }
+
+  /**
+   * Kills the kubelet alone: the containers run on, and nobody reports on
+   * them — a node whose agent is gone while its workloads are not.
+   */
+  async stopKubelet(): Promise<void> {
+    this.kubelet?.killNow();
+    await this.kubelet?.whenExited();
   }
 
   /** The daemons' process ids (the shims and containers are found by cgroup). */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -87,7 +87,8 @@ async function issue(dir: string, name: string, subject: string, extensions: str
     '-keyout', key, '-out', csr, '-subj', subject]);
   await writeFile(extFile, extensions.join('\n') + '\n');
   await openssl(['x509', '-req', '-in', csr, '-CA', join(dir, 'ca.crt'), '-CAkey', join(dir, 'ca.key'),
-    '-CAcreateserial', '-days', '7', '-out', join(dir, `${name}.crt`), '-extfile', extFile]);
+    // A random serial rather than -CAcreateserial's shared ca.srl, which two signings at once corrupt.
+    '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', '7', '-out', join(dir, `${name}.crt`), '-extfile', extFile]);
 }
 
 async function openssl(args: string[]): Promise<void> {

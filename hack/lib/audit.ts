@@ -21,6 +21,7 @@
  *   expect(report.violations).to.deep.equal([]);
  */
 import { readFile } from 'node:fs/promises';
+import { podOfIdentity } from '../../src/runtime/holder.ts';
 
 export interface AuditEvent {
   auditID: string;
@@ -139,7 +140,7 @@ export function analyzeAudit(events: AuditEvent[], scope: AuditScope): AuditRepo
       verb: event.verb,
       subresource: ref.subresource,
       replica,
-      term: term && term.holder === replica ? term : undefined,
+      term: term && podOfIdentity(term.holder) === replica ? term : undefined,
       claimedTerm: `${claimed[1]!}@${claimed[2]!}`,
       rv: versionOf(event),
       at: event.stageTimestamp ?? '',

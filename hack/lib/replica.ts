@@ -35,7 +35,7 @@ export const DEFAULT_REPLICA_ENV: Readonly<Record<string, string>> = {
 };
 
 export interface ReplicaOptions {
-  /** POD_NAME: the holder identity on the Lease, and the label of this replica's lines. */
+  /** POD_NAME: the pod name in its holder identity on the Lease (which adds a suffix per process), and the label of its lines. */
   name: string;
   /** KUBECONFIG for the replica. */
   kubeconfig: string;

@@ -32,8 +32,17 @@ export interface Config {
   leaderElection: boolean;
   leaseName: string;
   leaseNamespace: string;
-  /** The holder identity written to the Lease. */
+  /** The pod's name (POD_NAME); the holder identity is this plus a suffix new for every process (holder.ts). */
   podName: string;
+  /**
+   * The pod this replica runs in (POD_NAMESPACE and POD_UID from the downward
+   * API, CONTAINER_NAME as the Deployment names it), which its Lease
+   * annotations name so that standbys can see its crash in the pod's status.
+   * Undefined outside a pod (POD_UID unset).
+   */
+  pod: { namespace: string; uid: string; container: string } | undefined;
+  /** A standby takes a lease before it expires when the holder's pod shows the holding process ended (holder.ts). */
+  failoverOnPodStatus: boolean;
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
@@ -233,6 +242,8 @@ export function loadConfig(
     leaseName: r.read('LEASE_NAME', 'ha-operator', dns1123Subdomain),
     leaseNamespace: leaseNamespace(r, readInClusterNamespace),
     podName: r.read('POD_NAME', `${hostname()}-${randomBytes(3).toString('hex')}`, nonBlank),
+    pod: ownPod(r),
+    failoverOnPodStatus: r.read('FAILOVER_ON_POD_STATUS', true, boolean),
     // The Lease stores leaseDurationSeconds as an integer.
     leaseDurationMs: r.read('LEASE_DURATION_SECONDS', 15_000, seconds(HOUR_S, { whole: true })),
     renewDeadlineMs: r.read('RENEW_DEADLINE_SECONDS', 10_000, seconds(HOUR_S)),
@@ -249,6 +260,18 @@ export function loadConfig(
   checkShutdownBudget(r, config);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
+}
+
+/** POD_UID set: the pod, which then needs POD_NAMESPACE too. */
+function ownPod(r: EnvReader): Config['pod'] {
+  const container = r.read('CONTAINER_NAME', 'operator', dns1123Label);
+  if (!r.isSet('POD_UID')) return undefined;
+  const uid = r.read('POD_UID', '', nonBlank);
+  if (!r.isSet('POD_NAMESPACE')) {
+    r.problems.push('POD_UID is set but POD_NAMESPACE is not: set both from the downward API (metadata.uid, metadata.namespace)');
+    return undefined;
+  }
+  return { namespace: r.read('POD_NAMESPACE', 'default', dns1123Label), uid, container };
 }
 
 /** LEASE_NAMESPACE, else POD_NAMESPACE, else the namespace the pod runs in, else "default". */

@@ -49,6 +49,16 @@ export interface LeaseElectorOptions extends LeaseTiming {
   identity: string;
   /** Labels written on the Lease with every write of this elector. */
   labels?: Record<string, string>;
+  /** Annotations written with every write of this elector: the holder's process (src/runtime/holder.ts). */
+  annotations?: Record<string, string>;
+  /**
+   * Why the API server shows the process holding `lease` as ended, if it does
+   * (holder.ts says what counts). A standby then takes the lease without
+   * waiting for it to expire, by a write conditional on the resourceVersion
+   * it saw with that evidence: a holder that renewed since is alive, and the
+   * write fails with 409.
+   */
+  holderEnded?(lease: Lease): string | undefined;
   /** Standbys watch the Lease and act on a release or expiry at once; false polls only, like client-go. */
   watch: boolean;
   logger: Logger;
@@ -237,10 +247,11 @@ export class LeaseElector {
     return false;
   }
 
-  /** Free, expired by our clock, gone, or ours: worth an attempt. */
+  /** Free, expired by our clock, gone, ours, or its holder's process seen ended: worth an attempt. */
   private available(nowMs: number): boolean {
     const holder = this.observed?.lease.spec?.holderIdentity ?? '';
-    return this.observed?.deleted === true || holder === '' || holder === this.options.identity || this.expired(nowMs);
+    return this.observed?.deleted === true || holder === '' || holder === this.options.identity || this.expired(nowMs)
+      || this.options.holderEnded?.(this.observed!.lease) !== undefined;
   }
 
   private async renewUntilLost(): Promise<void> {
@@ -325,14 +336,18 @@ export class LeaseElector {
       const spec = current.spec ?? {};
       const holder = spec.holderIdentity ?? '';
       const ours = holder === identity;
-      if (!ours && holder !== '' && !this.expired(startedMs)) return false;
+      const ended = !ours && holder !== '' && !this.expired(startedMs) ? this.options.holderEnded?.(current) : undefined;
+      if (!ours && holder !== '' && !this.expired(startedMs) && ended === undefined) return false;
       if (!ours) this.freeSinceMs ??= startedMs;
       const takingOver = !ours || !this.leading;
       if (takingOver && !this.claimAttempt()) return false;
+      if (ended !== undefined) {
+        this.logger.info('taking over before the lease expires: its holder\'s process has ended', { holder, evidence: ended, resourceVersion: current.metadata.resourceVersion });
+      }
 
       const transitions = (spec.leaseTransitions ?? 0) + (ours ? 0 : 1);
       const acquireTime = ours && spec.acquireTime ? spec.acquireTime : now;
-      const updated = await this.write(() => leases.replace({ ...current, metadata: this.withLabels(current.metadata), spec: this.spec(now, acquireTime, transitions) }, signal));
+      const updated = await this.write(() => leases.replace({ ...current, metadata: this.withHolderMetadata(current.metadata), spec: this.spec(now, acquireTime, transitions) }, signal));
       this.wrote(updated, startedMs, takingOver);
       if (!ours) this.options.metrics.transitioned(this.name);
       return true;
@@ -363,7 +378,7 @@ export class LeaseElector {
     }
     if (!this.claimAttempt()) return false;
     const created = await this.write(() => this.options.leases.create({
-      metadata: { name: this.options.name, ...(this.options.labels ? { labels: this.options.labels } : {}) },
+      metadata: this.withHolderMetadata({ name: this.options.name }),
       spec: this.spec(now, now, 0),
     }, signal));
     this.wrote(created, startedMs, true);
@@ -410,7 +425,7 @@ export class LeaseElector {
     const acquireTime = lease.spec.acquireTime ?? now;
     try {
       const updated = await this.write(() => this.options.leases.replace(
-        { ...lease, metadata: this.withLabels(lease.metadata), spec: this.spec(now, acquireTime, lease.spec?.leaseTransitions ?? 0) },
+        { ...lease, metadata: this.withHolderMetadata(lease.metadata), spec: this.spec(now, acquireTime, lease.spec?.leaseTransitions ?? 0) },
         signal,
       ));
       this.wrote(updated, startedMs, false);
@@ -431,8 +446,13 @@ export class LeaseElector {
     };
   }
 
-  private withLabels(metadata: Lease['metadata']): Lease['metadata'] {
-    return this.options.labels ? { ...metadata, labels: { ...metadata.labels, ...this.options.labels } } : metadata;
+  private withHolderMetadata(metadata: Lease['metadata']): Lease['metadata'] {
+    const { labels, annotations } = this.options;
+    return {
+      ...metadata,
+      ...(labels ? { labels: { ...metadata.labels, ...labels } } : {}),
+      ...(annotations ? { annotations: { ...metadata.annotations, ...annotations } } : {}),
+    };
   }
 
   /**

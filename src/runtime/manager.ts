@@ -8,6 +8,7 @@ import { LeaseElector, maxLoopTurnMs, type LeaseTiming } from './elector.ts';
 import { LeaseGate, OpenGate, type WriteGate } from './gate.ts';
 import { startHttpServer, type HealthResult, type RunningHttpServer } from './http.ts';
 import { Informer, type CachedObject, type ResourceRef } from './informer.ts';
+import { holderAnnotations, holderOf, processEnded, processIdentity, type HolderProcess, type PodStatusView } from './holder.ts';
 import { KubeClient, isStatus, objectPath } from './kube.ts';
 import { LeaseClient, type Lease } from './leases.ts';
 import { LEASE_ROLE_LABEL, Membership, fairShare, shardLeaseLabels, schemeLeaseNames, type ShardScheme } from './membership.ts';
@@ -63,6 +64,9 @@ export class Manager {
   readonly gate: WriteGate;
   /** Where reconciles record Kubernetes events: sent in the background, fenced like every write. */
   readonly events: EventSink;
+  /** This process's holder identity on the Leases: POD_NAME plus a suffix new for every process (holder.ts). */
+  readonly identity: string;
+  private readonly holder: HolderProcess;
   private readonly client: KubeClient;
   private readonly writers: WriterContext;
   private readonly requests = new InFlightRequests();
@@ -97,6 +101,14 @@ export class Manager {
       clock: this.clock,
     };
     this.events = new EventSink({ context: this.writers, logger: this.logger, metrics: options.metrics.eventMetrics() });
+    this.identity = processIdentity(this.config.podName);
+    const pod = this.config.pod;
+    this.holder = {
+      identity: this.identity,
+      // performance's origin is the process start, on the wall clock the kubelet's times are read against.
+      startedAtMs: Math.floor(performance.timeOrigin),
+      ...(pod ? { pod: { namespace: pod.namespace, name: this.config.podName, uid: pod.uid, container: pod.container } } : {}),
+    };
     if (this.config.leaderElection) {
       // A lease request that outlives the renew deadline is of no use to anyone.
       this.createElectors(new LeaseClient(this.client.with({ timeoutMs: this.config.renewDeadlineMs }), this.config.leaseNamespace));
@@ -295,14 +307,18 @@ export class Manager {
     const { config } = this;
     const gate = this.gate as LeaseGate;
     const scheme: ShardScheme = { leaseName: config.leaseName, shards: config.shards };
-    const membership = this.createMembership(leases, scheme);
+    const holderEnded = this.podStatusEvidence();
+    const annotations = holderAnnotations(this.holder);
+    const membership = this.createMembership(leases, scheme, annotations, holderEnded);
     this.membership = membership;
     for (const [shard, name] of schemeLeaseNames(scheme).entries()) {
       const elector: LeaseElector = new LeaseElector({
         leases,
         name,
-        identity: config.podName,
+        identity: this.identity,
         labels: shardLeaseLabels(scheme),
+        annotations,
+        ...(holderEnded ? { holderEnded } : {}),
         leaseDurationMs: config.leaseDurationMs,
         renewDeadlineMs: config.renewDeadlineMs,
         retryPeriodMs: config.retryPeriodMs,
@@ -326,7 +342,26 @@ export class Manager {
     }
   }
 
-  private createMembership(leases: LeaseClient, scheme: ShardScheme): Membership {
+  /**
+   * With FAILOVER_ON_POD_STATUS and a pod to look from: a cache of the pods in
+   * this replica's own namespace (the only ones its RBAC may read), and the
+   * judgement of holder.ts on the pod a Lease's holder names — which the
+   * electors and the membership consult, and which every change of a pod
+   * puts to them again at once.
+   */
+  private podStatusEvidence(): ((lease: Lease) => string | undefined) | undefined {
+    const own = this.config.pod;
+    if (!this.config.failoverOnPodStatus || !own) return undefined;
+    const pods = this.addInformer<PodStatusView & CachedObject>({ apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace: own.namespace });
+    pods.subscribe(() => this.rebalance());
+    return (lease) => {
+      const holder = holderOf(lease);
+      if (!holder?.pod || holder.pod.namespace !== own.namespace) return undefined;
+      return processEnded(holder, pods.get(`${holder.pod.namespace}/${holder.pod.name}`));
+    };
+  }
+
+  private createMembership(leases: LeaseClient, scheme: ShardScheme, annotations: Record<string, string>, holderEnded: ((lease: Lease) => string | undefined) | undefined): Membership {
     const { config } = this;
     const operatorLeases = this.addInformer<Lease>({
       apiVersion: 'coordination.k8s.io/v1',
@@ -339,7 +374,9 @@ export class Manager {
       leases,
       operatorLeases,
       scheme,
-      identity: config.podName,
+      identity: this.identity,
+      annotations,
+      ...(holderEnded ? { memberEnded: holderEnded } : {}),
       leaseDurationMs: config.leaseDurationMs,
       retryPeriodMs: config.retryPeriodMs,
       logger: this.logger,

@@ -53,6 +53,10 @@ export interface MembershipOptions {
   operatorLeases: Informer<Lease>;
   scheme: ShardScheme;
   identity: string;
+  /** Written on this replica's membership Lease with every heartbeat: its process (holder.ts). */
+  annotations?: Record<string, string>;
+  /** Why the API server shows a member's process as ended, if it does: the member is then gone before its Lease expires. */
+  memberEnded?(lease: Lease): string | undefined;
   leaseDurationMs: number;
   retryPeriodMs: number;
   logger: Logger;
@@ -188,7 +192,8 @@ export class Membership {
       const identity = seen.lease.spec?.holderIdentity;
       const scheme = schemeOf(seen.lease);
       if (seen.lease.metadata.labels?.[LEASE_ROLE_LABEL] !== 'member' || !identity || !scheme) continue;
-      const live = identity === this.options.identity || now - seen.atMs < durationMs(seen.lease, this.options.leaseDurationMs);
+      const live = identity === this.options.identity
+        || (now - seen.atMs < durationMs(seen.lease, this.options.leaseDurationMs) && this.options.memberEnded?.(seen.lease) === undefined);
       if (live) yield { identity, scheme, joined: joinedAt(seen.lease) };
     }
   }
@@ -203,14 +208,19 @@ export class Membership {
   private async beat(): Promise<void> {
     const { leases, scheme, identity, leaseDurationMs, retryPeriodMs } = this.options;
     const name = this.leaseName;
-    const metadata = { name, labels: { [LEASE_ROLE_LABEL]: 'member', [LEASE_GROUP_LABEL]: scheme.leaseName, [SHARDS_LABEL]: String(scheme.shards) } };
+    const annotations = this.options.annotations ?? {};
+    const metadata = { name, labels: { [LEASE_ROLE_LABEL]: 'member', [LEASE_GROUP_LABEL]: scheme.leaseName, [SHARDS_LABEL]: String(scheme.shards) }, annotations };
     const signal = this.stopController.signal;
     while (!signal.aborted) {
       const spec = { holderIdentity: identity, leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000), renewTime: microTime(this.clock.wallNow()) };
       try {
         const current = await leases.read(name, signal);
         const written = current
-          ? await leases.replace({ ...current, metadata: { ...current.metadata, labels: { ...current.metadata.labels, ...metadata.labels } }, spec: { ...current.spec, ...spec } }, signal)
+          ? await leases.replace({
+            ...current,
+            metadata: { ...current.metadata, labels: { ...current.metadata.labels, ...metadata.labels }, annotations: { ...current.metadata.annotations, ...annotations } },
+            spec: { ...current.spec, ...spec },
+          }, signal)
           // acquireTime marks when this replica joined, finer than creationTimestamp (whole seconds).
           : await leases.create({ metadata, spec: { ...spec, acquireTime: spec.renewTime } }, signal);
         if (this.ownJoined === undefined) {

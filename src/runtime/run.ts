@@ -79,7 +79,7 @@ export async function runOperator(register: (manager: Manager) => void): Promise
   logger.info('starting', {
     // Node's start-up and the evaluation of the program, until here (performance's origin is the process start).
     loadedInMs: Math.round(performance.now()),
-    identity: config.podName,
+    identity: manager.identity,
     leaderElection: config.leaderElection,
     lease: `${config.leaseNamespace}/${config.leaseName}`,
     shards: config.shards,

@@ -49,6 +49,8 @@ describe('loadConfig', () => {
       shards: 1,
       drainTimeoutMs: 20_000,
       terminationGracePeriodMs: undefined,
+      pod: undefined,
+      failoverOnPodStatus: true,
     } satisfies Omit<Config, 'podName'>);
     expect(podName).to.match(new RegExp(`^${hostname().replace(/[.]/g, '\\.')}-[0-9a-f]{6}$`));
   });
@@ -85,6 +87,10 @@ describe('loadConfig', () => {
       SHARDS: '64',
       DRAIN_TIMEOUT_SECONDS: '1.25',
       TERMINATION_GRACE_PERIOD_SECONDS: '10',
+      POD_NAMESPACE: 'ops-pods',
+      POD_UID: '0b7c6f5e-1111-4222-8333-944455556666',
+      CONTAINER_NAME: 'manager',
+      FAILOVER_ON_POD_STATUS: 'false',
     });
     expect(config).to.deep.equal({
       logLevel: 'debug',
@@ -113,7 +119,15 @@ describe('loadConfig', () => {
       shards: 64,
       drainTimeoutMs: 1_250,
       terminationGracePeriodMs: 10_000,
+      pod: { namespace: 'ops-pods', uid: '0b7c6f5e-1111-4222-8333-944455556666', container: 'manager' },
+      failoverOnPodStatus: false,
     } satisfies Config);
+  });
+
+  it('knows its pod from POD_UID and POD_NAMESPACE, with the container named "operator" unless told', () => {
+    expect(load({ POD_UID: 'u-1', POD_NAMESPACE: 'ha-operator' }).pod).to.deep.equal({ namespace: 'ha-operator', uid: 'u-1', container: 'operator' });
+    expect(load({ POD_NAMESPACE: 'ha-operator' }).pod).to.equal(undefined);
+    expect(problems({ POD_UID: 'u-1' })).to.deep.equal(['POD_UID is set but POD_NAMESPACE is not: set both from the downward API (metadata.uid, metadata.namespace)']);
   });
 
   describe('shutdown budget', () => {

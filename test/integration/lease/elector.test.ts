@@ -103,6 +103,9 @@ describe('LeaseElector against the API server', function () {
     beforeCall?: (verb: Verb) => Promise<void>;
     /** Awaited after the server answered, before the elector sees the answer (a response held on its way back). */
     afterCall?: (verb: Verb, lease: Lease | undefined) => Promise<void>;
+    /** The evidence that the holder's process ended (what the manager reads from pod status). */
+    holderEnded?: (lease: Lease) => string | undefined;
+    timing?: LeaseTiming;
   } = {}): Candidate {
     const writes: LeaseWrite[] = [];
     const startedAt: number[] = [];
@@ -144,7 +147,7 @@ describe('LeaseElector against the API server', function () {
       },
     });
     const elector = new LeaseElector({
-      ...TIMING,
+      ...(options.timing ?? TIMING),
       leases: recording,
       name: LEASE,
       identity,
@@ -152,6 +155,7 @@ describe('LeaseElector against the API server', function () {
       logger: createLogger({ level: 'debug', format: 'json', stream: sink }),
       metrics: new OperatorMetrics().leaderMetrics(),
       ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.holderEnded ? { holderEnded: options.holderEnded } : {}),
       onStartedLeading: () => {
         const atMs = performance.now();
         startedAt.push(atMs);
@@ -341,6 +345,53 @@ describe('LeaseElector against the API server', function () {
     expect(sinceSent, 'the standby took a lease that had not expired').to.be.greaterThan(TIMING.leaseDurationMs);
     expect(sinceAnswered).to.be.at.most(TIMING.leaseDurationMs + MAX_POLL_MS + MARGIN_MS);
     expect((await readLease()).holderIdentity).to.equal('b');
+  });
+
+  describe('with evidence that the holder\'s process ended (FAILOVER_ON_POD_STATUS)', () => {
+    // Long enough that no takeover in these tests can be an expiry.
+    const LONG: LeaseTiming = { leaseDurationMs: 60_000, renewDeadlineMs: 1_500, retryPeriodMs: 300 };
+
+    it('takes the lease at once, long before it would expire, when told the holder crashed', async () => {
+      let crashed = false;
+      const a = candidate('a', { timing: LONG });
+      const b = candidate('b', { timing: LONG, holderEnded: (lease) => (crashed && lease.spec?.holderIdentity === 'a' ? 'a\'s container terminated' : undefined) });
+      await lead(a);
+      b.elector.start();
+      await renewalAfter(a, LONG.retryPeriodMs);
+      expect(b.startedAt, 'no evidence, no takeover').to.deep.equal([]);
+
+      const bLeads = b.nextStart();
+      await a.elector.stop(false);
+      crashed = true;
+      // The manager's pod cache nudges the electors on every pod change.
+      b.elector.nudge();
+      await bLeads;
+      expect((await readLease()).holderIdentity).to.equal('b');
+      expect(logLines.some((l) => l.includes('taking over before the lease expires') && l.includes('a\'s container terminated'))).to.equal(true);
+    });
+
+    it('fails (409) when the holder renewed after the evidence was read: a holder that renews is alive', async () => {
+      const a = candidate('a', { timing: LONG });
+      await lead(a);
+      const b = candidate('b', {
+        timing: LONG,
+        // Evidence that is wrong: a lives. Its next renewal lands between b's judgement and b's write.
+        holderEnded: (lease) => (lease.spec?.holderIdentity === 'a' ? 'stale evidence' : undefined),
+        beforeCall: async (verb) => {
+          if (verb === 'replace') await renewalAfter(a, 0);
+        },
+      });
+      b.elector.start();
+      // Each attempt of b meets a renewal of a: two refused in a row, and a still leads.
+      await deadline((async () => {
+        while (logLines.filter((l) => l.includes('lease changed under us (409)')).length < 2) await renewalAfter(a, 0);
+      })(), 10_000, 'b never met a 409');
+      expect(b.startedAt).to.deep.equal([]);
+      expect(a.elector.isLeader()).to.equal(true);
+      expect((await readLease()).holderIdentity).to.equal('a');
+      // b first: its next write waits for a renewal of a, which a stopped would never make.
+      await b.elector.stop(false);
+    });
   });
 
   it('stops leading at renewDeadline while a renewal hangs, without waiting for it to fail', async () => {

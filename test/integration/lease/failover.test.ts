@@ -6,6 +6,7 @@ import { DEFAULT_REPLICA_ENV, Replica, type LogLine } from '../../../hack/lib/re
 import { readAuditLog } from '../../../hack/lib/audit.ts';
 import { TcpProxy, writeProxiedKubeconfig } from '../../../hack/lib/tcp-proxy.ts';
 import { expectNoOutOfTermWrites } from '../support/audit.ts';
+import { podOfIdentity } from '../../../src/runtime/holder.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { installKind } from '../support/operator.ts';
 import { WIDGET_OPERATOR, WIDGET_PROFILE } from '../support/widget/profile.ts';
@@ -95,13 +96,13 @@ class LeaseWatch {
   /** Resolves once `holder` renewed at a wall time later than `afterMs` from now: it kept renewing meanwhile. */
   renewedFor(holder: string, afterMs: number): Promise<LeaseEvent> {
     const threshold = Date.now() + afterMs;
-    return this.next((e) => e.spec.holderIdentity === holder && Date.parse(String(e.spec.renewTime)) > threshold, afterMs + 10_000,
+    return this.next((e) => podOfIdentity(e.spec.holderIdentity ?? '') === holder && Date.parse(String(e.spec.renewTime)) > threshold, afterMs + 10_000,
       `a renewal by ${holder} after ${new Date(threshold).toISOString()}`);
   }
 
   /** The last renewal by `holder` this watch saw. */
   lastRenewalBy(holder: string): LeaseEvent | undefined {
-    return this.events.filter((e) => e.spec.holderIdentity === holder).at(-1);
+    return this.events.filter((e) => podOfIdentity(e.spec.holderIdentity ?? '') === holder).at(-1);
   }
 
   stop(): void {
@@ -273,7 +274,7 @@ describe('failover between operator replicas (OS processes)', function () {
     expect(standby.messages('reconciled'), 'the standby reconciled').to.be.empty;
     const keys = new Set(leader.messages('write').map((l) => l.json?.key));
     for (const name of [...INITIAL_WIDGETS, 'delta']) expect(keys).to.include(`${namespace}/${name}`);
-    expect(leaseWatch.events.filter((e) => e.spec.holderIdentity && e.spec.holderIdentity !== leader.name)).to.be.empty;
+    expect(leaseWatch.events.filter((e) => e.spec.holderIdentity && podOfIdentity(e.spec.holderIdentity) !== leader.name)).to.be.empty;
 
     await stopAll();
     await expectNoOutOfTermWrites(namespace);
@@ -429,7 +430,7 @@ describe('failover between operator replicas (OS processes)', function () {
     await stopAll();
 
     const renewals = (await readAuditLog(cluster().auditLogPath!)).filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === namespace
-      && e.objectRef.name === LEASE && e.verb === 'update' && e.responseStatus?.code === 200 && e.responseObject?.spec?.holderIdentity === 'a');
+      && e.objectRef.name === LEASE && e.verb === 'update' && e.responseStatus?.code === 200 && podOfIdentity(e.responseObject?.spec?.holderIdentity ?? '') === 'a');
     const lastCommit = Date.parse(renewals.at(-1)!.stageTimestamp!);
     console.log(`      a stopped leading ${stopped.loggedAt! - lastCommit} ms after its last renewal committed, ${stopped.loggedAt! - heldAt} ms after the hold; `
       + `b led ${led.loggedAt! - lastByA.receivedAt} ms after it saw a's last renewal`);

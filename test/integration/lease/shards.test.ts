@@ -9,6 +9,7 @@ import { LEASE_GROUP_LABEL, LEASE_ROLE_LABEL } from '../../../src/runtime/member
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { installKind } from '../support/operator.ts';
 import { WIDGET_OPERATOR, WIDGET_PROFILE } from '../support/widget/profile.ts';
+import { podOfIdentity } from '../../../src/runtime/holder.ts';
 
 const SHARDS = 6;
 const quietLogger = createLogger({ level: 'error', format: 'json' });
@@ -36,7 +37,8 @@ describe('elected shards', function () {
       resource: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespace },
       logger: quietLogger,
     });
-    const holders = (): Holders => Array.from({ length: SHARDS }, (_, i) => leases!.get(`${namespace}/ha-operator-${i}`)?.spec?.holderIdentity ?? '');
+    // By pod (replica) name: the holder identity adds a suffix of its process.
+    const holders = (): Holders => Array.from({ length: SHARDS }, (_, i) => podOfIdentity(leases!.get(`${namespace}/ha-operator-${i}`)?.spec?.holderIdentity ?? ''));
     const until = (predicate: (h: Holders) => boolean, what: string): Promise<Holders> =>
       new Promise((resolvePromise, reject) => {
         const check = (): boolean => {
@@ -70,7 +72,7 @@ describe('elected shards', function () {
     const even = await until((h) => h.every(Boolean) && countsOf(h).every(([, n]) => n === 2) && countsOf(h).length === 3, 'two shards per replica');
     expect(countsOf(even).map(([name]) => name).sort()).to.deep.equal(['a', 'b', 'c']);
     const members = [...leases.list()].filter((l) => l.metadata?.labels?.[LEASE_ROLE_LABEL] === 'member' && l.metadata.labels[LEASE_GROUP_LABEL] === 'ha-operator');
-    expect(members.map((l) => l.spec?.holderIdentity).sort()).to.deep.equal(['a', 'b', 'c']);
+    expect(members.map((l) => podOfIdentity(l.spec?.holderIdentity ?? '')).sort()).to.deep.equal(['a', 'b', 'c']);
 
     const victim = replicas.find((r) => r.name === 'c')!;
     const victimShards = even.flatMap((holder, shard) => (holder === 'c' ? [shard] : []));
@@ -100,7 +102,8 @@ describe('elected shards', function () {
     expect((await leaving.exited).code).to.equal(0);
     const events = (await readAuditLog(cluster().auditLogPath!)).filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.namespace === namespace
       && /\(a\)/.test(e.userAgent ?? '') && (e.responseStatus?.code ?? 0) < 300);
-    const left = events.find((e) => e.verb === 'delete' && e.objectRef?.name === 'ha-operator-member-a');
+    // Named after a's holder identity: the pod name and a suffix of its process.
+    const left = events.find((e) => e.verb === 'delete' && /^ha-operator-member-a-[0-9a-f]{8}$/.test(e.objectRef?.name ?? ''));
     const releases = events.filter((e) => e.verb === 'update' && e.responseObject?.spec?.holderIdentity === '' && Date.parse(e.stageTimestamp!) >= signalledAt);
     expect(left, 'a never deleted its membership Lease').to.not.equal(undefined);
     expect(releases.map((e) => e.objectRef?.name).sort()).to.deep.equal(after.flatMap((h, i) => (h === 'a' ? [`ha-operator-${i}`] : [])).sort());

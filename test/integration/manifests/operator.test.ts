@@ -16,6 +16,7 @@ import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
 import { WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { waitForObject } from '../support/wait.ts';
+import { podOfIdentity } from '../../../src/runtime/holder.ts';
 
 /**
  * The operator as the image runs it — dist/main.mjs, built by hack/build.ts and
@@ -141,7 +142,7 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     expect(events.items.filter((e) => e.reportingController === REPORTING_CONTROLLER), 'events by the operator').to.not.be.empty;
     await standby.waitForMessage('started leading', 30_000);
     const lease = await adminKubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: 'ha-operator' });
-    expect(lease.spec?.holderIdentity).to.equal(standby.name);
+    expect(podOfIdentity(lease.spec?.holderIdentity ?? '')).to.equal(standby.name);
 
     const refused = [...a.lines, ...b.lines].filter(forbidden);
     expect(refused.map((l) => `[${l.replica}] ${l.text}`), 'lines about refused requests').to.deep.equal([]);
@@ -157,7 +158,7 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     const names = Array.from({ length: 6 }, (_, shard) => `${leaseName}-${shard}`);
     for (const name of names) {
       await waitForObject(adminKubeConfig(), `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NAMESPACE}/leases`, name,
-        (l) => [a.name, b.name].includes((l as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity ?? ''));
+        (l) => [a.name, b.name].includes(podOfIdentity((l as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity ?? '')));
     }
     // (Read again now, a lease may be between holders: the replicas rebalance to three each,
     // handing shards over. test/integration/lease/shards.test.ts checks the spread itself.)
@@ -166,11 +167,12 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     // the group's (list/watch), and deletes its own on shutdown (delete).
     const members = async () => (await leases.listNamespacedLease({ namespace: OPERATOR_NAMESPACE, labelSelector: `${LEASE_ROLE_LABEL}=member,${LEASE_GROUP_LABEL}=${leaseName}` }))
       .items.map((l) => l.metadata?.name).sort();
-    const memberNames = [a, b].map((r) => `${leaseName}-member-${r.name}`);
+    // Named after each replica's holder identity (its pod name and a suffix of its process), which its 'starting' line gives.
+    const memberNames = await Promise.all([a, b].map(async (r) => `${leaseName}-member-${String((await r.waitForMessage('starting', 10_000)).json?.identity)}`));
     for (const name of memberNames) {
       await waitForObject(adminKubeConfig(), `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NAMESPACE}/leases`, name, (l) => l !== undefined);
     }
-    expect(await members()).to.deep.equal(memberNames);
+    expect(await members()).to.deep.equal(memberNames.sort());
     await Promise.all(replicas.splice(0).map(async (r) => expect((await r.stop()).code).to.equal(0)));
     expect(await members()).to.deep.equal([]);
     const refused = [...a.lines, ...b.lines].filter(forbidden);

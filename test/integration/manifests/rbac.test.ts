@@ -276,6 +276,11 @@ describe('manifests: RBAC of the operator ServiceAccount (real token, real autho
         [['list', 'leases.coordination.k8s.io', '-A'], 'no'],
         [['get', 'secrets', '-A'], 'no'],
         [['get', 'pods', '-n', namespace], 'no'],
+        // Fast crash failover reads the operator's own pods, and only those, and never writes them.
+        [['watch', 'pods', '-n', OPERATOR_NAMESPACE], 'yes'],
+        [['list', 'pods', '-n', OPERATOR_NAMESPACE], 'yes'],
+        [['list', 'pods', '-A'], 'no'],
+        [['delete', 'pods', '-n', OPERATOR_NAMESPACE], 'no'],
         [['*', '*'], 'no'],
       ];
       const answers = await Promise.all(expected.map(async ([args]) => [args.join(' '), await canI(args)]));

@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Lease, type V1Pod } from '@kubernetes/client-node';
@@ -24,6 +26,7 @@ const LOAD = 'load';
 const SITES = ['one', 'two', 'three'];
 /** manifests/base: LEASE_DURATION_SECONDS is not set, so the default. */
 const LEASE_DURATION_MS = 15_000;
+const RETRY_PERIOD_MS = 2_000;
 
 describe('disruptions on real nodes, dealt by Kubernetes', function () {
   this.timeout(240_000);
@@ -182,18 +185,115 @@ describe('disruptions on real nodes, dealt by Kubernetes', function () {
     await expectCleanAudit();
   });
 
-  it('leads again, with one leader, when the kubelet restarts the leader\'s killed container in place', async () => {
+  /**
+   * The crash of the leader's process, by `crash`, under a stream of changes:
+   * the standby takes the lease as soon as the pod's status shows the crash,
+   * before the lease would have expired, and the crashed container comes back
+   * in place as a process of its own (a new holder identity), a standby.
+   */
+  async function crashFailsOverFast(crash: (pid: number) => void, reason: RegExp, leaseDurationMs = LEASE_DURATION_MS): Promise<void> {
+    await settled();
     const leader = await leaderPod();
-    const operator = operatorProcess(cluster, leader);
-    expect(operator, 'the leader container\'s process').to.be.a('number');
+    const identity = await holder();
+    const pid = operatorProcess(cluster, leader);
+    expect(pid, 'the leader container\'s process').to.be.a('number');
     const changes = changesUnderway();
-    process.kill(operator!, 'SIGKILL');
+    const next = nextHolder(identity);
+    crash(pid!);
+    const successor = await next;
+    const last = await changes.stop();
+
+    const writes = await leaseWrites();
+    const lastRenewal = writes.filter((e) => e.responseObject?.spec?.holderIdentity === identity).at(-1)!;
+    const takeover = writes.find((e) => e.responseObject?.spec?.holderIdentity === successor)!;
+    const gapMs = Date.parse(takeover.stageTimestamp!) - Date.parse(lastRenewal.stageTimestamp!);
+    console.log(`      taken over ${gapMs} ms after the crashed leader's last renewal (lease ${leaseDurationMs} ms)`);
+    // Before the lease would have expired: the evidence, not the expiry, gave it.
+    expect(gapMs).to.be.below(leaseDurationMs);
+    const successorPod = (await operatorPods()).find((p) => successor.startsWith(p.metadata!.name!))!;
+    expect(await cluster.kubectl(['logs', '-n', NAMESPACE, successorPod.metadata!.name!])).to.match(/taking over before the lease expires/);
+
     const restarted = await waitForObject<V1Pod>(kc, podsPath, leader.metadata!.name!,
       (p) => (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && p?.status?.containerStatuses?.[0]?.ready === true, 120_000);
-    expect(restarted!.status!.containerStatuses![0]!.lastState?.terminated?.exitCode).to.equal(137);
-    const last = await changes.stop();
-    await leaderPod();
+    expect(JSON.stringify(restarted!.status!.containerStatuses![0]!.lastState?.terminated)).to.match(reason);
+    // In place, but a process of its own: it did not resume the crashed one's term.
+    expect(await holder()).to.equal(successor);
     await everyChangeLanded(last);
+    await expectCleanAudit();
+  }
+
+  it('fails over before the lease expires when the leader\'s process is SIGKILLed, and the kubelet restarts it in place as a standby', async () => {
+    await crashFailsOverFast((pid) => process.kill(pid, 'SIGKILL'), /"exitCode":137/);
+  });
+
+  it('fails over before the lease expires when the leader\'s container is OOM-killed', async () => {
+    let hog: ChildProcess | undefined;
+    try {
+      await crashFailsOverFast((pid) => {
+        // A process of ours joins the container's memory cgroup and allocates past its limit; the
+        // operator is made the OOM killer's first choice (raising oom_score_adj needs no privilege,
+        // lowering the hog's would need CAP_SYS_RESOURCE, which these machines lack).
+        const memory = /^\d+:memory:(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))![1]!;
+        writeFileSync(`/proc/${pid}/oom_score_adj`, '1000');
+        hog = spawn(process.execPath, ['-e', 'process.stdin.once("data", () => { const kept = []; setInterval(() => kept.push(Buffer.alloc(32 << 20, 1)), 5); })'],
+          { stdio: ['pipe', 'ignore', 'ignore'] });
+        writeFileSync(`/sys/fs/cgroup/memory${memory}/cgroup.procs`, String(hog.pid));
+        hog.stdin!.write('go\n');
+      }, /OOMKilled/);
+    } finally {
+      hog?.kill('SIGKILL');
+    }
+  });
+
+  it('fails over before the lease expires when the kubelet kills the leader for a failing liveness probe', async () => {
+    // A probe that acts within seconds, no grace for a process found stuck, and a lease long
+    // enough that the probe's kill, not the expiry, is what the standby goes by on a busy machine.
+    const LIVENESS_LEASE_MS = 30_000;
+    await cluster.kubectl(['patch', '-n', NAMESPACE, 'deployment/ha-operator', '--type=json', '-p', JSON.stringify([{
+      op: 'replace', path: '/spec/template/spec/containers/0/livenessProbe',
+      value: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3, terminationGracePeriodSeconds: 1 },
+    }, {
+      op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'LEASE_DURATION_SECONDS', value: String(LIVENESS_LEASE_MS / 1000) },
+    }])]);
+    try {
+      // Stuck: it answers nothing, renews nothing, and the probe fails.
+      await crashFailsOverFast((pid) => process.kill(pid, 'SIGSTOP'), /"exitCode":137/, LIVENESS_LEASE_MS);
+    } finally {
+      // The manifests' own probe and lease again: a probe this eager would restart replicas on a busy machine.
+      await cluster.kubectl(['apply', '-k', join(REPO_ROOT, 'manifests')]);
+    }
+  });
+
+  it('does not take over from a live leader whose pod was force-deleted while its kubelet was away; only once its lease expires', async () => {
+    await settled();
+    const leader = await leaderPod();
+    const identity = await holder();
+    const node = cluster.nodes.find((n) => n.name === leader.spec!.nodeName)!;
+    const pid = operatorProcess(cluster, leader)!;
+    await node.stopKubelet();
+    try {
+      // The object goes at once; the process, with no kubelet to stop it, runs on.
+      await cluster.kubectl(['delete', 'pod', '-n', NAMESPACE, leader.metadata!.name!, '--force', '--grace-period=0']);
+      await waitForObject<V1Pod>(kc, podsPath, leader.metadata!.name!, (p) => p === undefined);
+      // It goes on renewing — twice more — and stays the holder: a missing pod is no evidence
+      // (the standby's pod cache saw the deletion within moments; it would have acted by now).
+      const goneAt = Date.now();
+      await waitForObject<V1Lease>(kc, leasePath, 'ha-operator',
+        (l) => l?.spec?.holderIdentity === identity && Date.parse(String(l.spec.renewTime)) > goneAt + 2 * RETRY_PERIOD_MS, 30_000);
+      expect((await leaseWrites()).filter((e) => (e.responseObject?.spec?.holderIdentity ?? identity) !== identity && Date.parse(e.stageTimestamp!) > goneAt)).to.deep.equal([]);
+
+      // Now it dies unseen: the standby waits the lease out.
+      const next = nextHolder(identity);
+      process.kill(pid, 'SIGKILL');
+      const successor = await next;
+      const writes = await leaseWrites();
+      const lastRenewal = writes.filter((e) => e.responseObject?.spec?.holderIdentity === identity).at(-1)!;
+      const takeover = writes.find((e) => e.responseObject?.spec?.holderIdentity === successor)!;
+      expect(Date.parse(takeover.stageTimestamp!) - Date.parse(lastRenewal.stageTimestamp!)).to.be.at.least(LEASE_DURATION_MS - 1000);
+    } finally {
+      node.startKubelet();
+    }
+    await settled();
     await expectCleanAudit();
   });
 
