@@ -11,7 +11,7 @@ BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync b
         run cluster-up cluster-down clean crds grafana study chaos bench $(BENCHES)
 
 help:
-	@echo "make run           the HA demo: local control plane, CRD, two replicas, sample Websites; Ctrl-C stops"
+	@echo "make run           the HA demo: a local cluster of real nodes (as root), the manifests, sample Websites; Ctrl-C stops"
 	@echo "make test          install everything, then typecheck, lint, unit and integration tests"
 	@echo "make build         bundle the operator into dist/main.mjs (what the image runs)"
 	@echo "make lint          eslint"
@@ -82,8 +82,11 @@ test-integration: deps controlplane nodes
 
 test: deps controlplane typecheck lint test-unit test-integration
 
-# With KUBECONFIG set (or ARGS=--kubeconfig=PATH) the demo uses that cluster instead of a local plane.
+# As root: a local cluster of real nodes running the manifests (hack/demo/nodes.ts). Not root, or
+# ARGS=--processes: the replicas as processes on a local plane; with KUBECONFIG set (or
+# ARGS=--kubeconfig=PATH) against that cluster instead.
 run: deps controlplane
+	@if [ "$$(id -u)" = 0 ] && [ -z "$${KUBECONFIG:-}" ]; then $(MAKE) --no-print-directory nodes; fi
 	node hack/demo.ts $(ARGS)
 
 # NODES=2: real nodes too (containerd, kubelet, kube-proxy; root), with the project's images loaded.

@@ -1,95 +1,23 @@
 /**
- * The main job (`make run`): an HA pair of operator replicas reconciling
- * samples/, with their logs interleaved and labelled by replica.
- *
- * With no cluster configured it starts the local control plane first and
- * removes it on exit. With KUBECONFIG set (or --kubeconfig PATH) it runs the
- * replicas against that cluster instead, outside it, with that identity.
- * Ctrl-C stops the replicas (each runs its SIGTERM sequence) and tears down.
+ * The main job (`make run`). As root, with nothing configured: a local
+ * cluster of two real nodes, the operator from its own image and manifests,
+ * and samples/ with real pods (hack/demo/nodes.ts). With `--processes`, or
+ * not root, or with KUBECONFIG set (or --kubeconfig PATH): the replicas as OS
+ * processes, against the local control plane or that cluster
+ * (hack/demo/processes.ts). Ctrl-C tears down either way.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
-import { ControlPlane } from './controlplane/plane.ts';
-import { SAMPLE_KIND } from './kinds.ts';
-import { installCrd } from './lib/kind-profile.ts';
-import { Replica, REPO_ROOT } from './lib/replica.ts';
+import { runOnNodes } from './demo/nodes.ts';
+import { runWithProcesses } from './demo/processes.ts';
 
-const NAMESPACE = 'ha-operator-demo';
-const colours = ['\x1b[36m', '\x1b[35m'];
-
-const { values } = parseArgs({ options: { kubeconfig: { type: 'string' } } });
+const { values } = parseArgs({ options: { kubeconfig: { type: 'string' }, processes: { type: 'boolean', default: false } } });
 const external = values.kubeconfig ?? process.env.KUBECONFIG;
 
-const plane = external ? undefined : await ControlPlane.start({ controllerManager: true });
-const kubeconfig = external ?? plane!.kubeconfigPath;
-const kc = new KubeConfig();
-kc.loadFromFile(kubeconfig);
-console.log(plane
-  ? `local control plane ${plane.server} is up\n  export KUBECONFIG=${kubeconfig}`
-  : `using the cluster of ${kubeconfig} (${kc.getCurrentCluster()?.server})`);
-
-await installCrd(kc, SAMPLE_KIND.crd);
-await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(() => undefined);
-
-const replicas = await Promise.all(['replica-a', 'replica-b'].map((name, i) => Replica.start({
-  name,
-  kubeconfig,
-  leaseNamespace: NAMESPACE,
-  watchNamespace: NAMESPACE,
-  env: {
-    LOG_FORMAT: 'text',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-    HTTP_PORT: '0',
-    // The production timings, so what you see is what a cluster sees.
-    LEASE_DURATION_SECONDS: '15',
-    RENEW_DEADLINE_SECONDS: '10',
-    RETRY_PERIOD_SECONDS: '2',
-  },
-  onLine: (line) => console.log(`${colours[i]}[${name}]\x1b[0m ${line.text}`),
-  ownProcessGroup: true,
-})));
-
-const samples = readdirSync(join(REPO_ROOT, 'samples')).filter((f) => f.endsWith('.yaml')).map((f) => join(REPO_ROOT, 'samples', f));
-await applyFiles(kc, samples, NAMESPACE);
-console.log(`\nsamples/*.yaml applied in namespace ${NAMESPACE}. Try, in another shell:
-  kubectl -n ${NAMESPACE} get ${SAMPLE_KIND.resource.plural}
-  kubectl -n ${NAMESPACE} get lease ha-operator -o yaml
-  kill -TERM <pid of the leader>   (replica pids: ${replicas.map((r) => `${r.name}=${r.pid}`).join(', ')})
-Ctrl-C stops everything.\n`);
-
-let stopping = false;
-const stop = async (): Promise<void> => {
-  if (stopping) return;
-  stopping = true;
-  console.log('\nstopping the replicas (each drains, releases the lease and exits)…');
-  const exits = await Promise.all(replicas.map((r) => r.stop(30_000)));
-  console.log(`replicas exited: ${exits.map((e, i) => `${replicas[i]!.name}=${e.code ?? e.signal}`).join(', ')}`);
-  if (plane) {
-    await plane.stop();
-    console.log('local control plane stopped');
-  }
-  process.exit(0);
-};
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
-// A replica that dies on its own is shown, not hidden: the demo keeps the other running.
-for (const replica of replicas) {
-  void replica.exited.then((exit) => {
-    if (!stopping) console.log(`[${replica.name}] exited with ${exit.code ?? exit.signal}`);
-  });
-}
-
-/** Server-side apply of every object in the files into `namespace` (the demo's `kubectl apply -n`). */
-async function applyFiles(config: KubeConfig, files: string[], namespace: string): Promise<void> {
-  const client = KubernetesObjectApi.makeApiClient(config);
-  for (const file of files) {
-    for (const object of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[]) {
-      object.metadata = { ...object.metadata, namespace };
-      await client.patch(object, undefined, undefined, 'ha-operator-demo', true, PatchStrategy.ServerSideApply);
-    }
-  }
+if (external || values.processes) {
+  await runWithProcesses(external);
+} else if (process.getuid?.() !== 0) {
+  console.log('real nodes need root (namespaces, mounts, cgroups): running the replicas as processes on a local control plane instead');
+  await runWithProcesses(undefined);
+} else {
+  await runOnNodes();
 }

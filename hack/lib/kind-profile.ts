@@ -56,6 +56,12 @@ export interface KindProfile<T extends StoredObject = StoredObject> {
    */
   childrenBehind(kubeConfig: KubeConfig, namespace: string, objects: readonly T[]): Promise<string[]>;
   /**
+   * The merge patch that makes an object of samples/ run its pods from
+   * `webImage` (hack/images/web.ts): on the local cluster's nodes no image
+   * can be pulled. Absent for a kind whose objects run no pods.
+   */
+  onLocalNodes?(webImage: string): object;
+  /**
    * What `sample`, `change` and `converged` amount to, in words, for reports:
    * `sample` reads after "a new <kind> with", `change` after "the others".
    */

@@ -19,6 +19,8 @@ export const WEBSITE_PROFILE: KindProfile<Website> = {
   // No pods: Ready then comes from the Deployment alone.
   sample: (namespace, name) => ({ apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name, namespace }, spec: { replicas: 0, html: page(name, 1) } }),
   change: (name, version) => ({ spec: { html: page(name, version) } }),
+  // The default image, nginxinc/nginx-unprivileged, cannot be pulled on the local nodes; the local web image keeps its contract.
+  onLocalNodes: (webImage) => ({ spec: { image: webImage } }),
   observedGeneration: (website) => website.status?.observedGeneration,
   converged: (website) => website.status?.observedGeneration === website.metadata.generation
     && (website.status.conditions ?? []).some((c) => c.type === 'Ready'),

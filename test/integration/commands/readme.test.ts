@@ -42,10 +42,40 @@ function start(args: string[], env: NodeJS.ProcessEnv): { lines: string[]; waitF
 describe('the README commands', function () {
   this.timeout(180_000);
 
-  it('`make run` (hack/demo.ts) with no cluster: local plane, two labelled replicas that elect one leader, the samples reconciled; Ctrl-C tears it all down', async () => {
+  it('`make run` (hack/demo.ts) as root: a local cluster of real nodes, the manifests applied, one leader, every sample Ready; Ctrl-C tears it all down', async function () {
+    this.timeout(300_000);
     const env: NodeJS.ProcessEnv = { ...process.env, CONTROLPLANE_BIN_DIR: cluster().binDir };
     delete env.KUBECONFIG;
     const demo = start(['hack/demo.ts'], env);
+    try {
+      const kubeconfig = (await demo.waitFor(/export KUBECONFIG=/, 180_000)).split('=')[1]!;
+      await demo.waitFor(/deployment\.apps\/ha-operator created/, 60_000);
+      // A line of the operator's own log, labelled with its pod, from the pod that won the Lease.
+      await demo.waitFor(/^\S*\[[0-9a-z]+-[0-9a-z]+\]\S* \S+ INFO {2}started leading/, 120_000);
+      await demo.waitFor(/samples\/\*\.yaml applied/, 60_000);
+      await demo.waitFor(/every sample is Ready/, 180_000);
+      await demo.waitFor(/Ctrl-C stops everything/, 60_000);
+      const table = demo.lines.join('\n');
+      expect(table).to.match(/leader \(Lease ha-operator\/ha-operator\): ha-operator-\S+-[0-9a-f]{8}/);
+
+      demo.signal('SIGINT');
+      const code = await demo.exited;
+      const tail = demo.lines.slice(-10).join('\n');
+      expect(code, tail).to.equal(0);
+      expect(tail).to.include('local cluster stopped');
+      // The cluster's directory (plane, nodes, namespaces) went with it.
+      expect(existsSync(dirname(dirname(kubeconfig)))).to.equal(false);
+    } finally {
+      demo.signal('SIGINT');
+      await Promise.race([demo.exited, new Promise((r) => setTimeout(r, 60_000))]);
+      demo.signal('SIGKILL');
+    }
+  });
+
+  it('`make run ARGS=--processes`: local plane, two labelled replicas that elect one leader, the samples reconciled; Ctrl-C tears it all down', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, CONTROLPLANE_BIN_DIR: cluster().binDir };
+    delete env.KUBECONFIG;
+    const demo = start(['hack/demo.ts', '--processes'], env);
     try {
       const kubeconfig = (await demo.waitFor(/export KUBECONFIG=/, 120_000)).split('=')[1]!;
       await demo.waitFor(/samples\/\*\.yaml applied/, 60_000);
