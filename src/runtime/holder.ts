@@ -109,14 +109,18 @@ export function processEnded(holder: HolderProcess, pod: PodStatusView | undefin
   if (!status) return undefined;
   const after = (time: Date | string | undefined): boolean => time !== undefined && new Date(time).getTime() > holder.startedAtMs + EVIDENCE_MARGIN_MS;
   const started = new Date(holder.startedAtMs).toISOString();
+  const running = status.state?.running;
+  // The instance running now may be the holder's own: then nothing else in the status counts (an
+  // earlier instance's termination, recorded before a backward step of the node's clock, could
+  // otherwise look later than the holder's start).
+  if (running && !after(running.startedAt)) return undefined;
   for (const state of [status.state, status.lastState]) {
     const terminated = state?.terminated;
     if (terminated && after(terminated.finishedAt)) {
       return `container ${holder.pod.container} of pod ${holder.pod.name} terminated at ${toIso(terminated.finishedAt)} (${terminated.reason ?? 'no reason'}, exit code ${terminated.exitCode ?? '?'}); the holder's process started at ${started}`;
     }
   }
-  const running = status.state?.running;
-  if (running && after(running.startedAt)) {
+  if (running) {
     return `container ${holder.pod.container} of pod ${holder.pod.name} was restarted at ${toIso(running.startedAt)}, after the holder's process started at ${started}`;
   }
   return undefined;

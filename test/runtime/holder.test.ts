@@ -57,6 +57,9 @@ describe('runtime/holder: which process holds a Lease, and whether the API serve
     expect(processEnded(holder, pod({ state: { running: { startedAt: at(-400) } } }))).to.equal(undefined);
     expect(processEnded(holder, pod({ state: { running: { startedAt: at(600) } } }))).to.equal(undefined);
     expect(processEnded(holder, pod({ state: { running: { startedAt: at(-400) } }, lastState: { terminated: { finishedAt: at(-2000) } } }))).to.equal(undefined);
+    // While an instance that may be the holder's runs, an earlier one's termination counts for nothing,
+    // even one that a backward step of the node's clock makes look later than the holder's start.
+    expect(processEnded(holder, pod({ state: { running: { startedAt: at(-400) } }, lastState: { terminated: { finishedAt: at(10_000) } } }))).to.equal(undefined);
     // Within the margin: not proof, so the lease must expire.
     expect(processEnded(holder, pod({ state: { terminated: { finishedAt: at(EVIDENCE_MARGIN_MS) } } }))).to.equal(undefined);
   });
