@@ -240,7 +240,14 @@ export function removeFootprint(footprint: ClusterFootprint): void {
   for (const { path } of namespaces) removeNamespace(path);
   for (const path of footprint.cgroupPaths) new CgroupTree(path).remove();
   restoreSysctls(footprint.sysctls);
-  for (const dir of [...footprint.createdDirs].reverse()) rmdirSync(dir);
+  for (const dir of [...footprint.createdDirs].reverse()) {
+    try {
+      rmdirSync(dir);
+    } catch (error) {
+      // Another cluster on this host made use of it meanwhile (or made it again): it is theirs now.
+      if (!['ENOTEMPTY', 'EBUSY', 'ENOENT'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    }
+  }
   try {
     execFileSync('umount', [footprint.dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch {

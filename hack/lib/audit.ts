@@ -36,7 +36,7 @@ export interface AuditEvent {
   responseObject?: {
     kind?: string;
     metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
-    spec?: { holderIdentity?: string | null };
+    spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number };
   };
   stageTimestamp?: string;
 }

@@ -63,6 +63,7 @@ function environment(deployment: V1Deployment): Record<string, string> {
     const field = variable.valueFrom?.fieldRef?.fieldPath;
     if (field === 'metadata.name') env[variable.name] = `${deployment.metadata!.name}-5d8f7c9b4-x2x7q`;
     else if (field === 'metadata.namespace') env[variable.name] = deployment.metadata!.namespace!;
+    else if (field === 'metadata.uid') env[variable.name] = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
     else if (variable.value !== undefined) env[variable.name] = variable.value;
     else throw new Error(`unexpected env source for ${variable.name}: ${JSON.stringify(variable.valueFrom)}`);
   }
