@@ -5,7 +5,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 NODE_DEPS := node_modules/.installed
-BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency
+BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency bench-crash-failover
 
 .PHONY: help deps system-deps controlplane nodes build typecheck lint test test-unit test-integration \
         run cluster-up cluster-down clean crds grafana study chaos bench $(BENCHES)
@@ -135,6 +135,12 @@ bench-latency: deps controlplane
 	node hack/bench/latency.ts 100 20 30 2
 	node hack/bench/latency.ts 100 20 30 8
 	node hack/bench/latency.ts 100 40 30 8
+
+# Crash failover on real nodes (issue 16; root): SIGKILL, OOM kill, liveness-probe kill and loss of the
+# leader's node, failover from the pod's status on and off in the same run. TRIALS per crash and mode
+# (default 20: about 45 minutes on a 2-core machine).
+bench-crash-failover: deps controlplane nodes
+	node hack/bench/crash-failover.ts $(or $(TRIALS),20)
 
 # The high-availability study (hack/study/): real replicas under load on a local plane, production
 # lease timings, about 7 minutes. Writes study-results/<timestamp>/ (report.md, report.html,

@@ -54,6 +54,8 @@ export class ClusterNode {
   private readonly containerdSocket: string;
   private containerd: ManagedProcess | undefined;
   private kubelet: ManagedProcess | undefined;
+  /** Between lose() and restore(). */
+  private lost = false;
 
   constructor(settings: NodeSettings) {
     this.settings = settings;
@@ -77,11 +79,37 @@ export class ClusterNode {
     createMountNamespace(this.mountNsPath, NODE_PRIVATE_DIRS);
     await Promise.all([this.writeContainerdConfig(), this.writeCniConfig(), this.writeKubeletConfig()]);
 
+    await this.startContainerd();
+    await this.importImages();
+    this.startKubelet();
+  }
+
+  /**
+   * Brings a lost node back, as a machine that is powered on again: once
+   * every process of it has gone, containerd starts on the node's state (its
+   * images are on the node's disk, imported again only if they are missing),
+   * then the kubelet, which finds its pods' containers dead and starts them
+   * again in place. The caller waits for what it needs (its pods Ready, say).
+   */
+  async restore(): Promise<void> {
+    if (!this.lost) throw new ClusterNodeError(`${this.name} is not lost: restore() follows lose()`);
+    await Promise.all([this.kubelet?.whenExited(), this.containerd?.whenExited()]);
+    await this.cgroupsEmpty();
+    this.lost = false;
+    await this.startContainerd();
+    const present = (await this.ctr(['-n', 'k8s.io', 'images', 'ls', '-q'])).split('\n');
+    if (!present.includes(this.settings.sandboxImage)) await this.importImages();
+    this.startKubelet();
+  }
+
+  private async startContainerd(): Promise<void> {
     this.containerd = this.spawn('containerd', [`--config=${join(this.dir, 'containerd.toml')}`]);
     await this.waitFor(this.containerd, 'containerd to answer', () => this.ctr(['version']).then(() => true, () => false));
+  }
+
+  private async importImages(): Promise<void> {
     // One archive per call: ctr imports only the first of several.
     for (const archive of this.settings.imageArchives) await this.ctr(['-n', 'k8s.io', 'images', 'import', archive]);
-    this.startKubelet();
   }
 
   /** Starts the kubelet (again, after stopKubelet: it finds its pods' containers and carries on). */
@@ -126,6 +154,7 @@ export class ClusterNode {
    * until the node controller marks it unreachable.
    */
   lose(): void {
+    this.lost = true;
     this.cgroups.killAll();
   }
 

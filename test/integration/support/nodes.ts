@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalClusterOptions } from '../../../hack/cluster/cluster.ts';
@@ -22,20 +22,5 @@ export async function startLocalCluster(options: Omit<LocalClusterOptions, 'imag
   return LocalCluster.start({ ...options, images: { archives, sandboxImage: PAUSE_IMAGE } });
 }
 
-/**
- * The host pid of the operator's process in `pod` (found by the pod's UID in
- * its cgroup path and the bundle in its command line), or undefined.
- */
-export function operatorProcess(cluster: LocalCluster, pod: { metadata?: { uid?: string }; spec?: { nodeName?: string } }): number | undefined {
-  const node = cluster.nodes.find((n) => n.name === pod.spec?.nodeName);
-  const uid = pod.metadata?.uid;
-  if (!node || !uid) return undefined;
-  const found = node.cgroups.pids().filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(uid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('dist/main.mjs');
-    } catch {
-      return false;
-    }
-  });
-  return found.length === 1 ? found[0] : undefined;
-}
+/** Moved to hack/cluster/pods.ts, which the crash-failover benchmark shares. */
+export { operatorProcess } from '../../../hack/cluster/pods.ts';
