@@ -8,7 +8,7 @@ NODE_DEPS := node_modules/.installed
 BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency bench-crash-failover
 
 .PHONY: help deps system-deps controlplane nodes build typecheck lint test test-unit test-integration \
-        run cluster-up cluster-down clean crds grafana study chaos bench $(BENCHES)
+        run cluster-up cluster-down clean crds grafana study study-nodes chaos bench $(BENCHES)
 
 help:
 	@echo "make run           the HA demo: a local cluster of real nodes (as root), the manifests, sample Websites; Ctrl-C stops"
@@ -19,6 +19,7 @@ help:
 	@echo "make crds          regenerate crds/ from the schemas in src/"
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
+	@echo "make study-nodes   the study on real nodes (as root): rollout, crash, node loss, through kubectl apply -k manifests/ (~13 min)"
 	@echo "make chaos         random disruptions under load, judged by the audit log (DISRUPTIONS=100 per mode, ~25 min)"
 	@echo "make nodes         what real nodes need: kubelet, kube-proxy, kube-scheduler, containerd (built, cached) and runc, CNI plugins, iptables, socat (Debian)"
 	@echo "make cluster-up    start the local control plane in the background; prints KUBECONFIG (NODES=2: with real nodes, as root)"
@@ -147,6 +148,12 @@ bench-crash-failover: deps controlplane nodes
 # results.json, SVG charts); exits 1 if a check failed. ARGS=--timings=fast or ARGS=--only=2,4.
 study: deps controlplane
 	node hack/study/study.ts $(ARGS)
+
+# The study's scenarios 7-11 on a local cluster of two real nodes (hack/study/nodes.ts; root): kubectl rollout restart,
+# SIGKILL of the leader with and without failover from the pod's status, the leader's node lost with the default
+# tolerations and with tolerationSeconds 30; about 13 minutes. ARGS=--into=docs/study puts them into the sample report.
+study-nodes: deps controlplane nodes
+	node hack/study/study.ts --nodes --only=7,8,9,10,11 $(ARGS)
 
 # Random SIGTERM/SIGKILL, held/delayed/cut traffic and API server restarts under load, unsharded then
 # sharded; the audit log judges (hack/chaos.ts). make test runs a short version (test/integration/chaos.test.ts).

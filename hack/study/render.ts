@@ -6,6 +6,7 @@
  */
 import { formatMs, latencyHeatmap, lanesChart, type Chart } from './charts.ts';
 import { toHtml, toMarkdown, type Block, type Inline } from './markup.ts';
+import { clusterMethodItems, clusterScenarioBlocks, clusterSettingsRows, clusterSummaryBlocks, onNodes } from './render-nodes.ts';
 import { PHASES, type Handover, type Phase, type ScenarioResult, type Stats, type StudyResults, type Workload } from './types.ts';
 
 export const REPORT_TITLE = 'ha-operator high-availability study';
@@ -35,19 +36,31 @@ export function renderReport(results: StudyResults): ReportFiles {
   return files;
 }
 
+const NUMBER_WORDS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'];
+
 const PHASE_LABEL: Record<Phase, string> = { steady: 'steady state (before)', event: 'during the event', after: 'after' };
 
 function reportBlocks(results: StudyResults, charts: Map<ScenarioResult, { lanes: Chart; latency: Chart }>): Block[] {
   const env = results.environment;
+  const nodes = onNodes(results);
+  const processes = results.scenarios.length - nodes.length;
   const blocks: Block[] = [
     { kind: 'heading', level: 1, text: REPORT_TITLE },
-    {
-      kind: 'paragraph',
+    ...(processes > 0 ? [{
+      kind: 'paragraph' as const,
       content: [
         'Real operator replicas (separate Node.js processes running ', { code: 'src/main.ts' }, ') against a local control plane (etcd, kube-apiserver, kube-controller-manager), '
         + `under a steady load, through six disruptions. Run by `, { code: 'make study' }, ` from ${results.startedAt} to ${results.finishedAt} (${formatMs(results.durationMs)}).`,
       ],
-    },
+    }] : []),
+    ...(nodes.length > 0 ? [{
+      kind: 'paragraph' as const,
+      content: [
+        `${processes > 0 ? 'Then the operator' : 'The operator'} as pods on a local cluster of real nodes, deployed by `, { code: 'kubectl apply -k manifests/' },
+        `, through ${NUMBER_WORDS[nodes.length] ?? nodes.length} disruptions dealt by the Deployment controller, the kubelets and the harness, under the same load (scenarios ${nodes.map((s) => s.number).join(', ')}; `,
+        { code: 'make study-nodes' }, `, from ${env.cluster?.startedAt ?? '?'} to ${env.cluster?.finishedAt ?? '?'}).`,
+      ],
+    }] : []),
     {
       kind: 'table',
       head: ['setting', 'value'],
@@ -62,6 +75,7 @@ function reportBlocks(results: StudyResults, charts: Map<ScenarioResult, { lanes
         [['phases'], [`${formatMs(env.steadyMs)} under load before each event, ${formatMs(env.afterMs)} after it`]],
         [['machine'], [`${env.cpus} CPUs shared with other work, Node ${env.node}, control plane ${env.controlPlane}`]],
         [['replicas'], [{ code: 'LOG_LEVEL=debug' }, ' (one ', { code: 'write' }, ' line per fenced write), everything else at its default']],
+        ...(env.cluster ? clusterSettingsRows(env.cluster) : []),
       ],
     },
     { kind: 'heading', level: 2, text: 'Results at a glance' },
@@ -84,8 +98,9 @@ function reportBlocks(results: StudyResults, charts: Map<ScenarioResult, { lanes
       ],
     },
   ];
+  blocks.push(...clusterSummaryBlocks(results));
   for (const scenario of results.scenarios) blocks.push(...scenarioBlocks(scenario, charts.get(scenario)!));
-  blocks.push(...methodBlocks(env.workload));
+  blocks.push(...methodBlocks(env.workload, nodes.length > 0));
   return blocks;
 }
 
@@ -173,6 +188,7 @@ function scenarioBlocks(s: ScenarioResult, charts: { lanes: Chart; latency: Char
       },
     );
   }
+  blocks.push(...clusterScenarioBlocks(s));
   blocks.push(
     { kind: 'heading', level: 3, text: 'Latency' },
     {
@@ -239,7 +255,7 @@ function timeline(s: ScenarioResult): Inline[][] {
   return entries.map((e) => [{ code: at(e.at) }, ` ${e.text}`]);
 }
 
-function methodBlocks(workload: Workload): Block[] {
+function methodBlocks(workload: Workload, onNodes: boolean): Block[] {
   return [
     { kind: 'heading', level: 2, text: 'How it was measured' },
     {
@@ -252,6 +268,7 @@ function methodBlocks(workload: Workload): Block[] {
         [`Convergence latency: the load generator records the generation the API server answered each create or update with; a watch on the ${workload.kind} objects (the project's Informer, reconnecting with a short backoff) records when status.observedGeneration reached it. A change counts as `, { strong: 'during the event' }, ' when it was waiting at any time inside the event window, as lost when it was never seen converged.'],
         ['Reconcile durations are the ', { code: 'durationMs' }, ' of the replicas\' ', { code: 'reconciled' }, ' lines, by the time of the line.'],
         [`At the end the load stops, the harness waits for every object to converge (up to 90 s), lists them and checks that each is converged (${workload.converged}), then stops the replicas with SIGTERM.`],
+        ...(onNodes ? clusterMethodItems() : []),
       ],
     },
   ];

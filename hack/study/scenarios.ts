@@ -74,7 +74,8 @@ export interface StudyContext {
   progress: (line: string) => void;
 }
 
-export interface ScenarioDefinition {
+/** A scenario; `R` is the run it drives (hack/study/nodes.ts runs its own on real nodes). */
+export interface ScenarioDefinition<R = ScenarioRun> {
   id: string;
   number: number;
   title: string;
@@ -82,7 +83,7 @@ export interface ScenarioDefinition {
   leaderElection: boolean;
   shards: number;
   duplicatesExpected: boolean;
-  run: (run: ScenarioRun) => Promise<void>;
+  run: (run: R) => Promise<void>;
   /** Checks of this scenario's own expectations, from the analysed result. */
   checks?: (result: ScenarioResult, timings: Timings) => Check[];
 }
@@ -97,7 +98,9 @@ export class ScenarioRun {
   readonly t0 = Date.now();
   readonly namespace: string;
   readonly context: StudyContext;
-  readonly definition: ScenarioDefinition;
+  readonly definition: ScenarioDefinition<never>;
+  /** Where the scenario's Leases live (the audit's terms): its own namespace, unless a subclass says otherwise. */
+  readonly leaseNamespace: string;
   readonly markers: Marker[] = [];
   readonly spans: Span[] = [];
   readonly handoverQueries: HandoverQuery[] = [];
@@ -111,10 +114,11 @@ export class ScenarioRun {
   private readonly entries = new Map<string, ReplicaEntry>();
   private readonly proxies: TcpProxy[] = [];
 
-  constructor(context: StudyContext, definition: ScenarioDefinition) {
+  constructor(context: StudyContext, definition: ScenarioDefinition<never>, leaseNamespace?: string) {
     this.context = context;
     this.definition = definition;
     this.namespace = `study-${definition.number}-${definition.id}-${randomBytes(2).toString('hex')}`;
+    this.leaseNamespace = leaseNamespace ?? this.namespace;
     const now = (): number => this.now();
     const { kubeConfig, profile } = context;
     this.load = new LoadGenerator({ kubeConfig, namespace: this.namespace, profile, settings: context.settings.load, now });
@@ -328,35 +332,29 @@ export class ScenarioRun {
   async audit(): Promise<AuditFigures | undefined> {
     const path = this.context.plane.auditLogPath;
     if (!path) return undefined;
-    const report = await checkAudit(path, { namespaces: [this.namespace], leaseNamespace: this.namespace });
+    const report = await checkAudit(path, { namespaces: [this.namespace], leaseNamespace: this.leaseNamespace });
     return {
       terms: report.terms.length, writes: report.writes.length, outOfTerm: report.violations.length, lateCommits: report.lateCommits.length,
       overlaps: report.overlaps.length, conflicts: report.conflicts, unattributed: report.unattributed.length, examples: report.violations.slice(0, 3),
     };
   }
 
+  /** The timelines of the scenario's replicas, in the order the lanes show them. */
+  protected replicaTimelines(): ReplicaTimeline[] {
+    return [...this.entries.values()].map((e) => e.timeline);
+  }
+
+  /** The log lines the analysis uses, of every replica, their times relative to t0. */
+  protected logRecords(): LogRecord[] {
+    return [...this.entries.values()].flatMap(({ replica }) => logRecordsOf(replica.name, replica.lines, (line) => this.timeOf(line)));
+  }
+
   /** Everything recorded, analysed. */
   result(final: FinalState, error: string | undefined, audit?: AuditFigures): ScenarioResult {
     const definition = this.definition;
     const durationMs = this.now();
-    const timelines = [...this.entries.values()].map((e) => e.timeline);
-    const records: LogRecord[] = [];
-    for (const { replica } of this.entries.values()) {
-      for (const line of replica.lines) {
-        if (!line.message || !RECORDED.has(line.message)) continue;
-        const json = line.json ?? {};
-        records.push({
-          replica: replica.name,
-          at: this.timeOf(line),
-          message: line.message,
-          ...(json.lease !== undefined ? { lease: leaseName(json.lease) } : {}),
-          ...(typeof json.key === 'string' ? { key: json.key } : {}),
-          ...(typeof json.write === 'string' ? { write: json.write } : {}),
-          ...(typeof json.reason === 'string' ? { reason: json.reason } : {}),
-          ...(typeof json.durationMs === 'number' ? { durationMs: json.durationMs } : {}),
-        });
-      }
-    }
+    const timelines = this.replicaTimelines();
+    const records = this.logRecords();
     const leaseOf = (key: string): string => this.leaseOf(key);
     const writes = records.filter((r) => r.message === 'write');
     const { terms, outside } = attributeWrites(extractTerms(records, timelines, durationMs), writes, leaseOf);
@@ -410,6 +408,26 @@ export class ScenarioRun {
 }
 
 const RECORDED = new Set(['started leading', 'stopped leading', 'write', 'reconciled', 'caches synced', 'released lease', 'shutting down']);
+
+/** The lines of one replica that the analysis uses, as records, timed by `timeOf`. */
+export function logRecordsOf<L extends Pick<LogLine, 'message' | 'json'>>(replica: string, lines: readonly L[], timeOf: (line: L) => number): LogRecord[] {
+  const records: LogRecord[] = [];
+  for (const line of lines) {
+    if (!line.message || !RECORDED.has(line.message)) continue;
+    const json = line.json ?? {};
+    records.push({
+      replica,
+      at: timeOf(line),
+      message: line.message,
+      ...(json.lease !== undefined ? { lease: leaseName(json.lease) } : {}),
+      ...(typeof json.key === 'string' ? { key: json.key } : {}),
+      ...(typeof json.write === 'string' ? { write: json.write } : {}),
+      ...(typeof json.reason === 'string' ? { reason: json.reason } : {}),
+      ...(typeof json.durationMs === 'number' ? { durationMs: json.durationMs } : {}),
+    });
+  }
+  return records;
+}
 
 async function readyz(port: number): Promise<boolean> {
   try {
@@ -657,6 +675,38 @@ export const SCENARIOS: ScenarioDefinition[] = [
       (h) => h.handoverMs !== null && h.handoverMs <= t.leaseDurationSeconds * 2000),
   },
 ];
+
+/**
+ * Runs one scenario to its result: `body` (the scenario's own steps), then
+ * the clean-up and the analysis, and `more` on the result (figures and
+ * checks of its own); a step that throws is recorded in the result, not
+ * thrown.
+ */
+export async function runScenario<R extends ScenarioRun>(run: R, body: (run: R) => Promise<void>, more?: (scenario: ScenarioResult) => Promise<void>): Promise<ScenarioResult> {
+  run.progress(`${run.definition.title} (namespace ${run.namespace})`);
+  let error: string | undefined;
+  try {
+    await body(run);
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+    run.progress(`FAILED: ${error}`);
+  }
+  try {
+    const final = await run.finish();
+    const scenario = run.result(final, error, await run.audit());
+    await more?.(scenario);
+    return scenario;
+  } catch (e) {
+    // Even the clean-up failed: record what there is.
+    const message = e instanceof Error ? e.message : String(e);
+    return run.result({ objects: 0, converged: 0, problems: [] }, error ? `${error}; then: ${message}` : message);
+  }
+}
+
+/** Prints each check of `scenario`, as the run's progress. */
+export function reportChecks(run: ScenarioRun, scenario: ScenarioResult): void {
+  for (const check of scenario.checks) run.progress(`${check.ok ? 'pass' : 'FAIL'}: ${check.name} (${check.detail})`);
+}
 
 /** Whether `name` logged 'stopped leading' within its renew deadline (+ 1 s for timers and logging on a loaded machine) of `at`. */
 function stoppedWithinRenewDeadline(run: ScenarioRun, name: string, at: number, what: string): Check {

@@ -1,9 +1,13 @@
 /**
  * The high-availability study (`make study`): real operator replicas on a
- * local control plane, under a steady load, through six disruptions. Writes
- * results.json, report.md, report.html and the SVG charts into a folder.
+ * local control plane, under a steady load, through six disruptions; with
+ * --nodes (`make study-nodes`, as root) also five on a local cluster of real
+ * nodes, dealt by the Deployment controller and the kubelets
+ * (hack/study/nodes.ts). Writes results.json, report.md, report.html and the
+ * SVG charts into a folder.
  *
- *   node hack/study/study.ts [--out DIR] [--timings production|fast] [--only 1,4] [--ops 3]
+ *   node hack/study/study.ts [--out DIR] [--timings production|fast] [--only 1,4] [--ops 3] [--nodes]
+ *   node hack/study/study.ts --nodes --only 7,8,9,10,11 --into DIR   # replace those scenarios in DIR's report, keep the rest
  *   node hack/study/study.ts --render DIR      # re-render DIR/results.json into DIR
  *
  * Default folder: study-results/<timestamp>/ (git-ignored). Exits 1 when a
@@ -19,8 +23,10 @@ import { Replica, REPO_ROOT } from '../lib/replica.ts';
 import { SAMPLE_KIND } from '../kinds.ts';
 import { installCrd } from '../lib/kind-profile.ts';
 import { renderReport } from './render.ts';
-import { SCENARIOS, ScenarioRun, TIMING_PRESETS, type StudyContext, type StudySettings } from './scenarios.ts';
-import { RESULTS_SCHEMA_VERSION, type ScenarioResult, type StudyResults } from './types.ts';
+import { mergeResults } from './merge.ts';
+import { NODE_SCENARIOS, runNodeScenarios } from './nodes.ts';
+import { reportChecks, runScenario, SCENARIOS, ScenarioRun, TIMING_PRESETS, type StudyContext, type StudySettings } from './scenarios.ts';
+import { READABLE_SCHEMA_VERSIONS, RESULTS_SCHEMA_VERSION, type ScenarioResult, type StudyResults } from './types.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,11 +37,13 @@ const { values } = parseArgs({
     steady: { type: 'string', default: '20' },
     after: { type: 'string', default: '20' },
     render: { type: 'string' },
+    nodes: { type: 'boolean', default: false },
+    into: { type: 'string' },
   },
 });
 
 function usage(message: string): never {
-  process.stderr.write(`study: ${message}\nusage: node hack/study/study.ts [--out DIR] [--timings ${Object.keys(TIMING_PRESETS).join('|')}] [--only 1,2] [--ops N] [--steady S] [--after S]\n`
+  process.stderr.write(`study: ${message}\nusage: node hack/study/study.ts [--out DIR | --into DIR] [--timings ${Object.keys(TIMING_PRESETS).join('|')}] [--only 1,2] [--ops N] [--steady S] [--after S] [--nodes]\n`
     + '       node hack/study/study.ts --render DIR\n');
   process.exit(2);
 }
@@ -53,11 +61,19 @@ async function writeReport(dir: string, results: StudyResults): Promise<void> {
   for (const [name, content] of Object.entries(renderReport(results))) await writeFile(join(dir, name), content);
 }
 
-if (values.render !== undefined) {
-  const dir = resolve(values.render);
+/** DIR/results.json, of a version this study reads. */
+async function readResults(dir: string): Promise<StudyResults> {
   const results = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as StudyResults;
   const version: unknown = results.schemaVersion;
-  if (version !== RESULTS_SCHEMA_VERSION) usage(`${dir}/results.json has schemaVersion ${JSON.stringify(version)}, expected ${RESULTS_SCHEMA_VERSION}`);
+  if (!READABLE_SCHEMA_VERSIONS.includes(version as number)) {
+    usage(`${dir}/results.json has schemaVersion ${JSON.stringify(version)}, expected one of ${READABLE_SCHEMA_VERSIONS.join(', ')}`);
+  }
+  return results;
+}
+
+if (values.render !== undefined) {
+  const dir = resolve(values.render);
+  const results = await readResults(dir);
   await writeReport(dir, results);
   console.log(`rendered ${join(dir, 'report.md')}`);
   process.exit(0);
@@ -68,7 +84,13 @@ const opsPerSecond = Number(values.ops);
 if (!(opsPerSecond > 0 && opsPerSecond <= 20)) usage(`--ops must be in (0, 20], got ${values.ops}`);
 const only = values.only?.split(',').map((n) => Number(n.trim()));
 const selected = SCENARIOS.filter((s) => !only || only.includes(s.number));
-if (selected.length === 0) usage(`--only ${values.only} selects no scenario (1–${SCENARIOS.length})`);
+const selectedOnNodes = values.nodes ? NODE_SCENARIOS.filter((s) => !only || only.includes(s.number)) : [];
+if (selected.length + selectedOnNodes.length === 0) {
+  usage(`--only ${values.only} selects no scenario (1–${SCENARIOS.length}${values.nodes ? `, and ${NODE_SCENARIOS.map((s) => s.number).join(', ')} on real nodes` : '; 7 and up need --nodes'})`);
+}
+if (values.into !== undefined && values.out !== undefined) usage('--out and --into: one folder or the other');
+/** With --into, the report this run's scenarios go into (those it does not run stay as they are). */
+const into = values.into === undefined ? undefined : await readResults(resolve(values.into));
 const settings: StudySettings = {
   timings,
   load: { opsPerSecond, createEvery: 4, initialObjects: 12 },
@@ -80,13 +102,11 @@ const settings: StudySettings = {
 if (!(settings.steadyMs >= 5_000 && settings.afterMs >= 5_000)) usage('--steady and --after must be at least 5 (seconds)');
 
 const startedAt = new Date();
-const outDir = resolve(values.out ?? join(REPO_ROOT, 'study-results', startedAt.toISOString().replace(/[:.]/g, '-')));
+const outDir = resolve(values.into ?? values.out ?? join(REPO_ROOT, 'study-results', startedAt.toISOString().replace(/[:.]/g, '-')));
 const progress = (line: string): void => console.log(line);
 
-console.log(`study: ${selected.length} scenarios, lease ${timings.leaseDurationSeconds} s / renew deadline ${timings.renewDeadlineSeconds} s / retry ${timings.retryPeriodSeconds} s, `
-  + `${opsPerSecond} changes/s; results in ${outDir}`);
-// The audit log is the witness of every scenario's safety checks.
-const plane = await ControlPlane.start({ controllerManager: true, audit: true });
+console.log(`study: ${selected.length} scenarios on a control plane, lease ${timings.leaseDurationSeconds} s / renew deadline ${timings.renewDeadlineSeconds} s / retry ${timings.retryPeriodSeconds} s, `
+  + `${selectedOnNodes.length} on real nodes (the manifests' timings), ${opsPerSecond} changes/s; results in ${outDir}`);
 const results: StudyResults = {
   schemaVersion: RESULTS_SCHEMA_VERSION,
   startedAt: startedAt.toISOString(),
@@ -94,7 +114,7 @@ const results: StudyResults = {
   durationMs: 0,
   environment: {
     node: process.version,
-    controlPlane: basename(plane.binDir),
+    controlPlane: '',
     cpus: availableParallelism(),
     timingPreset: timings.preset,
     leaseDurationSeconds: timings.leaseDurationSeconds,
@@ -107,39 +127,48 @@ const results: StudyResults = {
   },
   scenarios: [],
 };
-try {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(plane.kubeconfigPath);
-  await installCrd(kubeConfig, SAMPLE_KIND.crd);
-  const context: StudyContext = { plane, kubeConfig, profile: SAMPLE_KIND, settings, progress };
-  for (const definition of selected) {
-    const run = new ScenarioRun(context, definition);
-    run.progress(`${definition.title} (namespace ${run.namespace})`);
-    let error: string | undefined;
-    try {
-      await definition.run(run);
-    } catch (e) {
-      error = e instanceof Error ? e.message : String(e);
-      run.progress(`FAILED: ${error}`);
+
+/** Adds a scenario's result and writes the report so far (with --into, merged into that report). */
+async function record(scenario: ScenarioResult): Promise<void> {
+  results.scenarios.push(scenario);
+  results.finishedAt = new Date().toISOString();
+  results.durationMs = Date.now() - startedAt.getTime();
+  await writeReport(outDir, into ? mergeResults(into, results, selected.length > 0) : results);
+}
+
+if (selected.length > 0) {
+  // The audit log is the witness of every scenario's safety checks.
+  const plane = await ControlPlane.start({ controllerManager: true, audit: true });
+  results.environment.controlPlane = basename(plane.binDir);
+  try {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(plane.kubeconfigPath);
+    await installCrd(kubeConfig, SAMPLE_KIND.crd);
+    const context: StudyContext = { plane, kubeConfig, profile: SAMPLE_KIND, settings, progress };
+    for (const definition of selected) {
+      const run = new ScenarioRun(context, definition);
+      const scenario = await runScenario(run, definition.run);
+      for (const replica of Replica.running()) replica.sigkill();
+      await record(scenario);
+      reportChecks(run, scenario);
     }
-    let scenario: ScenarioResult;
-    try {
-      const final = await run.finish();
-      scenario = run.result(final, error, await run.audit());
-    } catch (e) {
-      // Even the clean-up failed: record what there is.
-      const message = e instanceof Error ? e.message : String(e);
-      scenario = run.result({ objects: 0, converged: 0, problems: [] }, error ? `${error}; then: ${message}` : message);
-    }
-    for (const replica of Replica.running()) replica.sigkill();
-    results.scenarios.push(scenario);
-    results.finishedAt = new Date().toISOString();
-    results.durationMs = Date.now() - startedAt.getTime();
-    await writeReport(outDir, results);
-    for (const check of scenario.checks) run.progress(`${check.ok ? 'pass' : 'FAIL'}: ${check.name} (${check.detail})`);
+  } finally {
+    await plane.stop();
   }
-} finally {
-  await plane.stop();
+}
+
+if (selectedOnNodes.length > 0) {
+  await runNodeScenarios({
+    selected: selectedOnNodes,
+    profile: SAMPLE_KIND,
+    settings,
+    progress,
+    record: async (scenario, cluster) => {
+      results.environment.cluster = cluster;
+      if (results.environment.controlPlane === '') results.environment.controlPlane = cluster.controlPlane;
+      await record(scenario);
+    },
+  });
 }
 
 const failed = results.scenarios.flatMap((s) => s.checks.filter((c) => !c.ok).map((c) => `${s.number}. ${s.title}: ${c.name} (${c.detail})`));

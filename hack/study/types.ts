@@ -7,10 +7,13 @@
  */
 
 // 2: the kind studied is recorded (environment.workload); the load and the final state count its objects.
-export const RESULTS_SCHEMA_VERSION = 2;
+// 3: scenarios on real nodes (environment.cluster, scenario.cluster). A results.json of version 2 is a
+//    version 3 without them, and is read as one.
+export const RESULTS_SCHEMA_VERSION = 3;
+export const READABLE_SCHEMA_VERSIONS: readonly number[] = [2, 3];
 
 export interface StudyResults {
-  schemaVersion: typeof RESULTS_SCHEMA_VERSION;
+  schemaVersion: typeof RESULTS_SCHEMA_VERSION | 2;
   /** ISO 8601 start and end of the whole study. */
   startedAt: string;
   finishedAt: string;
@@ -35,6 +38,31 @@ export interface StudyEnvironment {
   /** How long each scenario runs under load before its event, and after the event window. */
   steadyMs: number;
   afterMs: number;
+  /** Where the scenarios on real nodes ran, when any did (their own run: it may come from another study than the rest). */
+  cluster?: ClusterEnvironment;
+}
+
+/** The local cluster of real nodes (hack/cluster/) the scenarios with `cluster` ran on. */
+export interface ClusterEnvironment {
+  /** ISO 8601 start and end of the scenarios on real nodes. */
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  /** The git commit the operator's image was built from (`git describe --always --dirty`). */
+  commit: string;
+  nodes: string[];
+  /** The node binaries' cache directory name, e.g. kubernetes-v1.36.3-containerd-v2.4.2. */
+  nodeBinaries: string;
+  controlPlane: string;
+  /** What runs the operator, in words: `kubectl apply -k manifests/` and what every scenario changes in it. */
+  deployment: string;
+  /** The objects that run pods beside the load's, in words. */
+  samples: string;
+  /** /proc/loadavg (1, 5, 15 minutes) before the first scenario and after the last. */
+  loadBefore: string;
+  loadAfter: string;
+  /** Other measuring work found running on the machine at the start (pgrep), if any. */
+  concurrent: string[];
 }
 
 /** The kind whose objects the load created and changed, and what its profile (hack/lib/kind-profile.ts) made of them, in words. */
@@ -231,4 +259,87 @@ export interface ScenarioResult {
   checks: Check[];
   /** Set when the scenario could not run to its end. */
   error?: string;
+  /** What the scenarios on real nodes measure beyond the rest: the pods, and the API server's audit log of each handover. */
+  cluster?: ClusterFigures;
+}
+
+/** A scenario on real nodes: replicas are the operator's containers, run by the Deployment controller and the kubelets. */
+export interface ClusterFigures {
+  /** How the Deployment differed from manifests/base during the scenario, each in words. */
+  deployment: string[];
+  /** Each operator container instance of the scenario (a replica of the lanes). */
+  pods: PodInstance[];
+  /** Each handover, timed by the audit log (and the operator's own log for its SIGTERM). */
+  handovers: ClusterHandover[];
+  /** A lost node, until its pods ran elsewhere. */
+  tail?: NodeLossTail;
+}
+
+export interface PodInstance {
+  /** The replica's name in the scenario: the pod name's last part, `#n` for its n-th restart in place. */
+  replica: string;
+  pod: string;
+  node: string;
+  restartCount: number;
+  /** Its holderIdentity when it campaigned, as its log says. */
+  identity: string | null;
+}
+
+/** Times are ms since the scenario's t0; `null` when the audit log (or the log) had no such event. */
+export interface ClusterHandover {
+  /** What ended the leader's term, e.g. "rollout", "SIGKILL", "node lost". */
+  cause: string;
+  causeAt: number;
+  from: string | null;
+  to: string | null;
+  fromIdentity: string;
+  toIdentity: string | null;
+  /** Audit: the delete of the leader's pod (by the ReplicaSet controller, in a rollout). */
+  podDeletedAt: number | null;
+  /** The leader's own 'shutting down' line: when the kubelet's SIGTERM reached it. */
+  sigtermAt: number | null;
+  /** Audit: the kubelet's pods/status write that showed the leader's process ended. */
+  kubeletReportAt: number | null;
+  /** Audit: the leader's last committed Lease write that held it (a renewal or its acquisition). */
+  lastRenewalAt: number | null;
+  /** Audit: its release (holder emptied), if it released. */
+  releasedAt: number | null;
+  /** Audit: the successor's first committed Lease write. */
+  acquiredAt: number | null;
+  /** The successor logged that it took the lease before it expired, from the pod's status. */
+  byEvidence: boolean;
+  /** Audit: the first write of the successor's term that committed in the scenario's namespace. */
+  firstWriteAt: number | null;
+  /** acquiredAt − (releasedAt, or else lastRenewalAt): how long the Lease named no live holder. */
+  noHolderMs: number | null;
+  /** Convergence of the changes that were waiting at any time from causeAt to firstWriteAt. */
+  waiting: Stats;
+}
+
+/** A lost node's pods, from the audit log: when Kubernetes gave up on them and ran them elsewhere. */
+export interface NodeLossTail {
+  node: string;
+  lostAt: number;
+  /** The node controller's status write that made the node's Ready condition Unknown. */
+  unknownAt: number | null;
+  /** The node.kubernetes.io/unreachable:NoExecute taint added. */
+  taintedAt: number | null;
+  /** Every pod that ran on the node when it was lost. */
+  pods: TailPod[];
+}
+
+export interface TailPod {
+  pod: string;
+  /** "operator", or the object whose pods these are (e.g. "Website team-page"). */
+  workload: string;
+  /** tolerationSeconds of its node.kubernetes.io/unreachable toleration (300 when the admission plugin added it). */
+  tolerationSeconds: number | null;
+  /** Audit: the taint eviction's delete. */
+  evictedAt: number | null;
+  replacement: string | null;
+  replacementNode: string | null;
+  /** Audit: the replacement's create, its binding, and the kubelet's first status write with Ready True. */
+  createdAt: number | null;
+  scheduledAt: number | null;
+  readyAt: number | null;
 }
