@@ -71,12 +71,11 @@ import { buildImages, PAUSE_IMAGE, WEB_IMAGE } from '../images/build.ts';
 import { checkAudit, summarize, type AuditEvent } from '../lib/audit.ts';
 import { REPO_ROOT } from '../lib/replica.ts';
 import { holderOf, podOfIdentity, processEnded, type HolderProcess, type PodStatusView } from '../../src/runtime/holder.ts';
-import { Informer, type CachedObject } from '../../src/runtime/informer.ts';
-import { KubeClient } from '../../src/runtime/kube.ts';
+import type { CachedObject } from '../../src/runtime/informer.ts';
 import type { Lease } from '../../src/runtime/leases.ts';
-import { createLogger } from '../../src/runtime/logging.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../src/website/types.ts';
 import { loadAverage, percentile } from './support.ts';
+import { InformerSet } from '../lib/informer-set.ts';
 
 const KINDS = ['sigkill', 'oom', 'liveness', 'node-loss'] as const;
 type Kind = (typeof KINDS)[number];
@@ -153,71 +152,18 @@ interface ConfigMapView extends CachedObject {
  * Informers on what the trials wait for, and one way to wait: `until` checks
  * its condition at every event of any of them (and at once).
  */
-class Caches {
-  readonly pods: Informer<PodView>;
-  readonly leases: Informer<Lease & CachedObject>;
-  readonly websites: Informer<WebsiteView>;
-  readonly configMaps: Informer<ConfigMapView>;
-  private readonly waiters = new Set<() => void>();
+class Caches extends InformerSet {
+  readonly pods = this.watch<PodView>({ apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/name=ha-operator' });
+  readonly leases = this.watch<Lease & CachedObject>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespace: NAMESPACE });
+  readonly websites = this.watch<WebsiteView>({ apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace: LOAD });
+  readonly configMaps = this.watch<ConfigMapView>({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace: LOAD });
 
   constructor(kc: KubeConfig) {
-    const client = new KubeClient(kc, { userAgent: 'ha-operator-crash-failover-bench' });
-    const logger = createLogger({ level: 'error', format: 'json' });
-    const informer = <T extends CachedObject>(apiVersion: string, kind: string, plural: string, namespace: string, labelSelector?: string): Informer<T> => {
-      const made = new Informer<T>({ client, logger, backoff: { initialMs: 100, maxMs: 500 }, resource: { apiVersion, kind, plural, namespace, ...(labelSelector ? { labelSelector } : {}) } });
-      made.subscribe(() => {
-        for (const waiter of [...this.waiters]) waiter();
-      });
-      return made;
-    };
-    this.pods = informer('v1', 'Pod', 'pods', NAMESPACE, 'app.kubernetes.io/name=ha-operator');
-    this.leases = informer('coordination.k8s.io/v1', 'Lease', 'leases', NAMESPACE);
-    this.websites = informer(WEBSITE_API_VERSION, WEBSITE_KIND, WEBSITE_PLURAL, LOAD);
-    this.configMaps = informer('v1', 'ConfigMap', 'configmaps', LOAD);
-  }
-
-  private get all(): Informer<CachedObject>[] {
-    return [this.pods, this.leases, this.websites, this.configMaps] as Informer<CachedObject>[];
-  }
-
-  async start(): Promise<void> {
-    for (const informer of this.all) informer.start();
-    await Promise.all(this.all.map((informer) => informer.whenSynced()));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.all.map((informer) => informer.stop()));
+    super(kc, 'ha-operator-crash-failover-bench');
   }
 
   lease(): Lease | undefined {
     return this.leases.get(`${NAMESPACE}/${LEASE}`);
-  }
-
-  /** Resolves with check's first defined value, checked now and at every event; rejects after timeoutMs. */
-  until<R>(what: string, check: () => R | undefined, timeoutMs: number): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(test);
-      };
-      const test = (): void => {
-        try {
-          const result = check();
-          if (result === undefined) return;
-          done();
-          resolve(result);
-        } catch (error) {
-          done();
-          reject(error instanceof Error ? error : new Error(String(error)));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.waiters.add(test);
-      test();
-    });
   }
 }
 

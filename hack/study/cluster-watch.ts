@@ -10,10 +10,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Informer, type CachedObject } from '../../src/runtime/informer.ts';
-import { KubeClient } from '../../src/runtime/kube.ts';
+import type { CachedObject, Informer } from '../../src/runtime/informer.ts';
 import type { Lease } from '../../src/runtime/leases.ts';
-import { createLogger } from '../../src/runtime/logging.ts';
+import { InformerSet } from '../lib/informer-set.ts';
 import { replicaName } from './cluster-figures.ts';
 
 interface ContainerState {
@@ -55,40 +54,16 @@ export const isPodReady = (pod: PodView): boolean => pod.status?.conditions?.som
 export const isNodeReady = (node: NodeView): boolean => node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true
   && !(node.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
 
-export class ClusterWatch {
-  readonly pods: Informer<PodView>;
-  readonly nodes: Informer<NodeView>;
+export class ClusterWatch extends InformerSet {
+  readonly pods = this.watch<PodView>({ apiVersion: 'v1', kind: 'Pod', plural: 'pods' });
+  readonly nodes = this.watch<NodeView>({ apiVersion: 'v1', kind: 'Node', plural: 'nodes' });
   readonly leases: Informer<Lease & CachedObject>;
   private readonly operatorNamespace: string;
-  private readonly waiters = new Set<() => void>();
 
   constructor(kubeConfig: KubeConfig, operatorNamespace: string) {
+    super(kubeConfig, 'ha-operator-study');
     this.operatorNamespace = operatorNamespace;
-    const client = new KubeClient(kubeConfig, { userAgent: 'ha-operator-study' });
-    const logger = createLogger({ level: 'error', format: 'json' });
-    const informer = <T extends CachedObject>(apiVersion: string, kind: string, plural: string, namespace?: string): Informer<T> => {
-      const made = new Informer<T>({ client, logger, backoff: { initialMs: 100, maxMs: 500 }, resource: { apiVersion, kind, plural, ...(namespace ? { namespace } : {}) } });
-      made.subscribe(() => {
-        for (const waiter of [...this.waiters]) waiter();
-      });
-      return made;
-    };
-    this.pods = informer('v1', 'Pod', 'pods');
-    this.nodes = informer('v1', 'Node', 'nodes');
-    this.leases = informer('coordination.k8s.io/v1', 'Lease', 'leases', operatorNamespace);
-  }
-
-  private get all(): Informer<CachedObject>[] {
-    return [this.pods, this.nodes, this.leases] as Informer<CachedObject>[];
-  }
-
-  async start(): Promise<void> {
-    for (const informer of this.all) informer.start();
-    await Promise.all(this.all.map((i) => i.whenSynced()));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.all.map((i) => i.stop()));
+    this.leases = this.watch<Lease & CachedObject>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespace: operatorNamespace });
   }
 
   lease(name: string): Lease | undefined {
@@ -103,35 +78,6 @@ export class ClusterWatch {
   operatorPods(selector: (pod: PodView) => boolean): PodView[] {
     return this.pods.list().filter((p) => p.metadata.namespace === this.operatorNamespace && !p.metadata.deletionTimestamp && selector(p))
       .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
-  }
-
-  /** Resolves with `check`'s first defined value, tested now and at every event; rejects after `timeoutMs`. */
-  until<R>(what: string, check: () => R | undefined, timeoutMs: number): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(test);
-      };
-      const test = (): void => {
-        let result: R | undefined;
-        try {
-          result = check();
-        } catch (error) {
-          finish();
-          reject(error instanceof Error ? error : new Error(String(error)));
-          return;
-        }
-        if (result === undefined) return;
-        finish();
-        resolve(result);
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.waiters.add(test);
-      test();
-    });
   }
 }
 

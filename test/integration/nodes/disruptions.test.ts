@@ -12,7 +12,8 @@ import { REPO_ROOT } from '../../../hack/lib/replica.ts';
 import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { podOfIdentity } from '../../../src/runtime/holder.ts';
 import { apiError } from '../support/api.ts';
-import { operatorProcess, startLocalCluster } from '../support/nodes.ts';
+import { operatorProcess } from '../../../hack/cluster/pods.ts';
+import { startLocalCluster } from '../support/nodes.ts';
 import { waitForObject } from '../support/wait.ts';
 
 /**

@@ -5,7 +5,8 @@ import type { LocalCluster } from '../../../hack/cluster/cluster.ts';
 import { OPERATOR_IMAGE, WEB_IMAGE } from '../../../hack/images/build.ts';
 import { readAuditLog } from '../../../hack/lib/audit.ts';
 import { REPO_ROOT } from '../../../hack/lib/replica.ts';
-import { operatorProcess, startLocalCluster } from '../support/nodes.ts';
+import { operatorProcess } from '../../../hack/cluster/pods.ts';
+import { startLocalCluster } from '../support/nodes.ts';
 
 /**
  * `kubectl apply -k manifests/` on a cluster of two real nodes, unchanged:

@@ -21,6 +21,3 @@ export async function startLocalCluster(options: Omit<LocalClusterOptions, 'imag
   const archives = (await testImages()).map((image) => image.archivePath);
   return LocalCluster.start({ ...options, images: { archives, sandboxImage: PAUSE_IMAGE } });
 }
-
-/** Moved to hack/cluster/pods.ts, which the crash-failover benchmark shares. */
-export { operatorProcess } from '../../../hack/cluster/pods.ts';
