@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig, KubernetesObjectApi, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { buildNodeBinaries, LocalCluster } from '../cluster/cluster.ts';
 import { operatorProcess } from '../cluster/pods.ts';
 import { buildImages, PAUSE_IMAGE, WEB_IMAGE } from '../images/build.ts';
@@ -45,12 +46,21 @@ const LEASE_MS = TIMINGS.leaseDurationSeconds * 1000;
 const SETTLE_TIMEOUT_MS = 240_000;
 /** The tolerationSeconds the DefaultTolerationSeconds admission plugin gives pods that set none. */
 const DEFAULT_TOLERATION_SECONDS = 300;
+/** What manifests/base sets for node.kubernetes.io/not-ready and unreachable. */
+const BASE_TOLERATION_SECONDS = baseTolerationSeconds();
 
 /** What the Deployment is made to be before a scenario, by one patch (a rollout when it changes anything). */
 export interface DeploymentShape {
   failoverOnPodStatus: boolean;
-  /** tolerationSeconds for node.kubernetes.io/not-ready and unreachable (NoExecute); null: the admission plugin's default. */
+  /** tolerationSeconds for node.kubernetes.io/not-ready and unreachable (NoExecute); null: none set, the admission plugin's default. */
   tolerationSeconds: number | null;
+}
+
+function baseTolerationSeconds(): number | null {
+  const deployment = parse(readFileSync(join(REPO_ROOT, 'manifests/base/deployment.yaml'), 'utf8')) as
+    { spec: { template: { spec: { tolerations?: { key: string; tolerationSeconds?: number }[] } } } };
+  const unreachable = deployment.spec.template.spec.tolerations?.find((t) => t.key === 'node.kubernetes.io/unreachable');
+  return unreachable?.tolerationSeconds ?? null;
 }
 
 export interface NodeScenarioDefinition extends ScenarioDefinition<NodeScenarioRun> {
@@ -76,8 +86,9 @@ export function describeShape(shape: DeploymentShape): string[] {
   return [
     'LOG_LEVEL=debug (one write line per fenced write)',
     ...(shape.failoverOnPodStatus ? [] : ['FAILOVER_ON_POD_STATUS=false']),
-    ...(shape.tolerationSeconds === null ? []
-      : [`tolerations: node.kubernetes.io/not-ready and unreachable, NoExecute, tolerationSeconds ${shape.tolerationSeconds}`]),
+    ...(shape.tolerationSeconds === BASE_TOLERATION_SECONDS ? []
+      : shape.tolerationSeconds === null ? [`no tolerations: the DefaultTolerationSeconds admission plugin's ${DEFAULT_TOLERATION_SECONDS} s for node.kubernetes.io/not-ready and unreachable`]
+        : [`tolerations: node.kubernetes.io/not-ready and unreachable, NoExecute, tolerationSeconds ${shape.tolerationSeconds}`]),
   ];
 }
 
@@ -537,7 +548,7 @@ export const NODE_SCENARIOS: NodeScenarioDefinition[] = [
     description: 'The two replicas that kubectl apply -k manifests/ runs, one per node, under load; `kubectl rollout restart` and the Deployment controller do the rest '
       + '(maxSurge 1, maxUnavailable 0): a new pod, Ready on its caches, then an old pod deleted and its container sent SIGTERM by the kubelet, twice. '
       + 'An old pod that leads drains, releases the Lease, and a standby — the other old pod or a new one — takes it.',
-    deployment: { failoverOnPodStatus: true, tolerationSeconds: null },
+    deployment: { failoverOnPodStatus: true, tolerationSeconds: BASE_TOLERATION_SECONDS },
     run: async (run) => {
       await run.underLoad();
       const old = run.logs.instances();
@@ -568,7 +579,7 @@ export const NODE_SCENARIOS: NodeScenarioDefinition[] = [
     title: 'Real nodes: SIGKILL of the leader\'s process',
     description: 'The leader\'s process is killed with SIGKILL (found by its pod\'s cgroup). The kubelet reports the container terminated and restarts it in place; '
       + 'the standby on the other node sees in the pod\'s status that the holder\'s process has ended and takes the Lease before it expires (FAILOVER_ON_POD_STATUS, the default).',
-    deployment: { failoverOnPodStatus: true, tolerationSeconds: null },
+    deployment: { failoverOnPodStatus: true, tolerationSeconds: BASE_TOLERATION_SECONDS },
     run: crash,
     clusterChecks: (s) => leaseChecks(s, `the successor took the Lease from the pod's status, sooner than a lease duration (${formatMs(LEASE_MS)}) after the last renewal`,
       (h) => h.byEvidence && (h.noHolderMs ?? Number.POSITIVE_INFINITY) < LEASE_MS, gapDetail),
@@ -580,7 +591,7 @@ export const NODE_SCENARIOS: NodeScenarioDefinition[] = [
     title: 'Real nodes: SIGKILL, FAILOVER_ON_POD_STATUS=false',
     description: 'The same crash with failover from the pod\'s status turned off, in the same run: whatever the kubelet reports, the standby (or the container '
       + 'restarted in place, a process of its own) waits until the Lease has not changed for a lease duration.',
-    deployment: { failoverOnPodStatus: false, tolerationSeconds: null },
+    deployment: { failoverOnPodStatus: false, tolerationSeconds: BASE_TOLERATION_SECONDS },
     run: crash,
     clusterChecks: neverEarly,
   },
@@ -591,7 +602,8 @@ export const NODE_SCENARIOS: NodeScenarioDefinition[] = [
     title: 'Real nodes: the leader\'s node lost (default tolerations)',
     description: 'The leader\'s node is lost — its kubelet, containerd, shims and containers killed at once — so nobody reports anything: the standby on the other node '
       + `waits for the Lease to expire. Then Kubernetes' tail: the node controller marks the node Unknown, taints it unreachable (NoExecute), and evicts its pods once their toleration (${DEFAULT_TOLERATION_SECONDS} s, `
-      + 'from the DefaultTolerationSeconds admission plugin) runs out; only then does the Deployment start a second replica elsewhere. The load stops after the takeover and the period after it.',
+      + 'from the DefaultTolerationSeconds admission plugin once the tolerations manifests/base sets are removed) runs out; only then does the Deployment start a second replica elsewhere. '
+      + 'The load stops after the takeover and the period after it.',
     deployment: { failoverOnPodStatus: true, tolerationSeconds: null },
     run: nodeLoss,
     clusterChecks: (s) => [...neverEarly(s), ...tailChecks(s)],
@@ -601,7 +613,7 @@ export const NODE_SCENARIOS: NodeScenarioDefinition[] = [
     id: 'nodes-node-loss-30s',
     number: 11,
     title: 'Real nodes: the leader\'s node lost (tolerationSeconds 30)',
-    description: 'The same node loss with tolerations for node.kubernetes.io/not-ready and unreachable (NoExecute, tolerationSeconds 30) patched into the operator\'s Deployment: '
+    description: 'The same node loss with the tolerations manifests/base sets for node.kubernetes.io/not-ready and unreachable (NoExecute, tolerationSeconds 30): '
       + 'its pod on the lost node is evicted 30 s after the taint instead of 300 s, and the second replica runs again that much sooner. The Websites\' pods keep the default.',
     deployment: { failoverOnPodStatus: true, tolerationSeconds: 30 },
     run: nodeLoss,

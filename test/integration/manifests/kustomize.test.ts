@@ -178,7 +178,7 @@ describe('manifests: kustomize base, overlays and components', () => {
     expect(find(objects, 'PodDisruptionBudget')).to.equal(undefined);
   });
 
-  it('applied for real, the base\'s pods are admitted under Pod Security "restricted" (the ReplicaSet creates them)', async function () {
+  it('applied for real, the base\'s pods are admitted under Pod Security "restricted" (the ReplicaSet creates them), tolerating a lost node for 30 s', async function () {
     this.timeout(90_000);
     await kubectl(['apply', '-k', 'manifests/']);
     // No kubelet or scheduler on this plane: the pods stay Pending, but they exist
@@ -190,6 +190,10 @@ describe('manifests: kustomize base, overlays and components', () => {
     for (const pod of pods) {
       expect(pod.spec?.serviceAccountName).to.equal('ha-operator');
       expect(pod.spec?.containers[0]?.env?.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath).to.equal('metadata.name');
+      // The DefaultTolerationSeconds admission plugin adds 300 s only where the template sets none.
+      const noExecute = (pod.spec?.tolerations ?? []).filter((t) => t.effect === 'NoExecute').map((t) => [t.key, t.tolerationSeconds]);
+      expect(noExecute, 'a second replica 30 s after its node is tainted, not 300 s').to.have.deep.members([
+        ['node.kubernetes.io/not-ready', 30], ['node.kubernetes.io/unreachable', 30]]);
     }
     const { stdout: namespaceJson } = await kubectl(['get', 'namespace', NAMESPACE, '-o', 'json']);
     expect((JSON.parse(namespaceJson) as KubernetesObject).metadata?.labels).to.include({ 'pod-security.kubernetes.io/enforce': 'restricted' });
