@@ -1,5 +1,4 @@
-import type { KubernetesObject } from '@kubernetes/client-node';
-import { objectReference, type RecordedEvent } from '../runtime/event-builder.ts';
+import type { RecordedEvent } from '../runtime/event-builder.ts';
 import type { ConditionType, WebsiteCondition, WebsiteStatus } from './types.ts';
 
 /** events.k8s.io/v1 `reportingController`: who wrote the Event. */
@@ -11,33 +10,6 @@ export const REPORTING_CONTROLLER = 'ha-operator.example.com/website';
  * RolloutStalled; actions: Create, Update, Apply, Validate, Rollout, Reconcile.
  */
 export type WebsiteEvent = RecordedEvent;
-
-/**
- * The event for a child the reconcile just applied, or undefined when the apply
- * changed nothing (the server returned the resourceVersion the cache held).
- * `difference` says what differed, `desiredDigest` identifies the body applied.
- */
-export function childEvent(
-  applied: KubernetesObject,
-  cached: KubernetesObject | undefined,
-  difference: string,
-  desiredDigest: string,
-): WebsiteEvent | undefined {
-  const resourceVersion = applied.metadata?.resourceVersion;
-  if (cached !== undefined && cached.metadata?.resourceVersion === resourceVersion) return undefined;
-  const what = `${applied.kind ?? 'object'} ${applied.metadata?.name ?? ''}`;
-  const related = objectReference(applied);
-  // The uid tells a re-created child from the one before; the cached version
-  // tells one repair of drift from the next; the digest tells spec changes apart.
-  // A child missing from the cache only because someone removed its managed-by
-  // label gets the occurrence of its creation back, so that repair is not recorded:
-  // the apply's answer does not say whether it created the object.
-  const occurrence = [applied.kind ?? '', applied.metadata?.name ?? '', applied.metadata?.uid ?? '',
-    cached?.metadata?.resourceVersion ?? 'absent', desiredDigest];
-  return cached === undefined
-    ? { type: 'Normal', reason: 'Created', action: 'Create', note: `created ${what}`, related, occurrence }
-    : { type: 'Normal', reason: 'Updated', action: 'Update', note: `updated ${what}: ${difference} differed from the Website's spec`, related, occurrence };
-}
 
 const FAILURE_ACTIONS: Record<string, string> = { InvalidSpec: 'Validate', ApplyFailed: 'Apply', NameTaken: 'Create', RolloutStalled: 'Rollout' };
 

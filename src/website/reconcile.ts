@@ -1,23 +1,17 @@
-import { createHash } from 'node:crypto';
 import type { EventsV1Event, KubernetesObject, V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
+import { ensureChild, isConflict, staleCache, type Cache, type ChildWriter, type ObjectRef } from '../runtime/children.ts';
 import type { Clock } from '../runtime/clock.ts';
 import type { Reconcile, ReconcileContext } from '../runtime/controller.ts';
 import { NotLeaderError, ReconcileError } from '../runtime/errors.ts';
-import { objectKey } from '../runtime/informer.ts';
-import { firstDifference } from '../runtime/compare.ts';
 import { buildEvent } from '../runtime/event-builder.ts';
+import { objectKey } from '../runtime/informer.ts';
 import { failureSummary, isStatus } from '../runtime/kube.ts';
 import type { Logger } from '../runtime/logging.ts';
 import type { ObjectTarget } from '../runtime/writer.ts';
 import { desiredChildren } from './desired.ts';
-import { childEvent, conditionEvents, REPORTING_CONTROLLER, type WebsiteEvent } from './events.ts';
+import { conditionEvents, REPORTING_CONTROLLER, type WebsiteEvent } from './events.ts';
 import { desiredStatus, statusEqual, type ReconcileOutcome } from './status.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from './types.ts';
-
-/** Read access to one informer's cache. */
-export interface Cache<T> {
-  get(key: string): T | undefined;
-}
 
 /** The watch caches the reconcile reads; it never reads the API server directly. */
 export interface WebsiteCaches {
@@ -28,21 +22,10 @@ export interface WebsiteCaches {
 }
 
 /** What the reconcile may write: the runtime's FencedWriter has this shape. */
-export interface WebsiteWriter {
+export interface WebsiteWriter extends ChildWriter {
   /** Writes sent so far. */
   readonly writes: number;
-  apply<T extends KubernetesObject>(desired: T, resourceVersion?: string): Promise<T>;
-  create<T extends KubernetesObject>(desired: T): Promise<T>;
-  replaceLists<T extends KubernetesObject>(desired: T, resourceVersion: string): Promise<T>;
   applyStatus(target: ObjectTarget, status: unknown, resourceVersion?: string): Promise<void>;
-}
-
-/** Which object to read. */
-export interface ObjectRef {
-  apiVersion: string;
-  kind: string;
-  namespace: string;
-  name: string;
 }
 
 /** How one reconcile went: for logs, and for tests that must know when a reconcile finished and what it wrote. */
@@ -103,21 +86,6 @@ interface Pass {
   signal: AbortSignal;
   logger: Logger;
   report: ReconcileReport;
-}
-
-/** An apply the server refused or that failed; its message names the child and carries the server's. */
-class ApplyError extends Error {
-  override name = 'ApplyError';
-}
-
-/** A child's name is taken by an object this Website does not control; the message names it and its owner. */
-class NameTakenError extends Error {
-  override name = 'NameTakenError';
-}
-
-/** The server holds a newer version of an object than the cache the reconcile read (409): retried, never recorded. */
-function staleCache(what: string, cause: unknown): ReconcileError {
-  return new ReconcileError('Conflict', `${what}: the cache was behind the server (${failureSummary(cause)}); retrying`, { cause });
 }
 
 /**
@@ -191,11 +159,11 @@ async function run(pass: Pass): Promise<void> {
   let deployment = caches.deployments.get(deploymentKey);
   try {
     // The ConfigMap first: the Deployment's pods mount it.
-    await ensureChild(pass, website, children.configMap, caches.configMaps);
-    deployment = await ensureChild(pass, website, children.deployment, caches.deployments);
-    await ensureChild(pass, website, children.service, caches.services);
+    await ensure(pass, website, children.configMap, caches.configMaps);
+    deployment = await ensure(pass, website, children.deployment, caches.deployments);
+    await ensure(pass, website, children.service, caches.services);
   } catch (error) {
-    const failure = error instanceof ApplyError ? 'ApplyFailed' : error instanceof NameTakenError ? 'NameTaken' : undefined;
+    const failure = error instanceof ReconcileError && (error.reason === 'ApplyFailed' || error.reason === 'NameTaken') ? error.reason : undefined;
     if (failure === undefined) throw error;
     const message = (error as Error).message;
     try {
@@ -213,107 +181,13 @@ async function run(pass: Pass): Promise<void> {
   pass.report.outcome = 'Applied';
 }
 
-/**
- * Brings one child to `desired` unless the cached copy already holds every
- * field of it. Returns the child as it now is (the write's answer, or the
- * cached copy).
- *
- * - A cached child that this Website does not control is someone else's:
- *   nothing is written to it (NameTaken).
- * - A child missing from the cache is created (POST): if the name is taken —
- *   by an object the label-filtered cache cannot see, a user's say — the
- *   server answers 409 AlreadyExists and the object is left alone.
- * - A cached child is applied conditional on its cached resourceVersion, so a
- *   late write from an earlier term cannot overwrite a newer one (409).
- */
-async function ensureChild<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, cache: Cache<T>): Promise<T> {
-  const key = objectKey(desired);
-  const what = `${desired.kind} ${key}`;
-  const cached = cache.get(key);
-  if (cached !== undefined) {
-    const foreign = notControlledBy(cached, website);
-    if (foreign) throw new NameTakenError(nameTaken(what, foreign));
-  }
-  const difference = cached === undefined ? 'absent' : firstDifference(cached, desired);
-  if (difference === undefined) return cached!;
-
-  const written = await write(pass, website, desired, cached, what);
-  pass.report.applied.push(`${what} (${difference})`);
-  const digest = createHash('sha256').update(JSON.stringify(desired)).digest('hex');
-  const event = childEvent(written, cached, difference, digest);
-  if (event !== undefined) record(pass, website, event);
-  return written;
-}
-
-/** Creates a missing child, or applies a cached one conditional on its cached version. */
-async function write<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, cached: T | undefined, what: string): Promise<T> {
-  try {
-    return cached === undefined ? await pass.writer.create(desired) : await pass.writer.apply(desired, cached.metadata?.resourceVersion);
-  } catch (error) {
-    if (error instanceof NotLeaderError) throw error;
-    if (cached === undefined && isStatus(error, 409)) return await nameTakenOrOurs(pass, website, desired, what, error);
-    if (isConflict(error)) throw staleCache(`apply of ${what}`, error);
-    if (cached !== undefined && isStatus(error, 422)) return await applyOverForeignListItems(pass, desired, cached, `apply of ${what} failed: ${failureSummary(error)}`);
-    throw new ApplyError(`${cached === undefined ? 'create' : 'apply'} of ${what} failed: ${failureSummary(error)}`, { cause: error });
-  }
-}
-
-/**
- * A create found the name taken. Someone else's: NameTaken, and nothing is
- * written to it. Ours after all — the cache had not seen our own create yet,
- * or the child lost the label the cache selects on — then apply to it,
- * conditional on the version just read (which also puts the label back).
- */
-async function nameTakenOrOurs<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, what: string, error: unknown): Promise<T> {
-  const { apiVersion = '', kind = '' } = desired;
-  const existing = await pass.context.read({ apiVersion, kind, namespace: website.metadata.namespace, name: desired.metadata?.name ?? '' }, pass.signal);
-  if (existing === undefined) throw staleCache(`create of ${what}`, error);
-  const foreign = notControlledBy(existing, website);
-  if (foreign) throw new NameTakenError(nameTaken(what, foreign));
-  try {
-    return await pass.writer.apply(desired, existing.metadata?.resourceVersion);
-  } catch (applyError) {
-    if (isStatus(applyError, 409)) throw staleCache(`apply of ${what}`, applyError);
-    throw applyError;
-  }
-}
-
-/** Who controls `child` instead of `website`, in words; undefined when the Website does. */
-function notControlledBy(child: KubernetesObject, website: Website): string | undefined {
-  const controller = child.metadata?.ownerReferences?.find((ref) => ref.controller === true);
-  if (controller?.uid === website.metadata.uid) return undefined;
-  if (!controller) return 'it has no controller';
-  if (controller.kind === WEBSITE_KIND && controller.name === website.metadata.name) return 'it is controlled by an earlier Website of the same name';
-  return `it is controlled by ${controller.kind} ${controller.name}`;
-}
-
-function nameTaken(what: string, foreign: string): string {
-  return `${what} already exists and this Website does not control it (${foreign}); the operator leaves it alone: rename or remove it, or give the Website another name`;
-}
-
-function isConflict(error: unknown): boolean {
-  return isStatus(error, 409) || (error instanceof ReconcileError && error.reason === 'Conflict');
-}
-
-/**
- * The apply of an existing child was refused as invalid. One cause the
- * operator can mend: list items someone else added by hand (a Service port
- * number changed by hand is a new item of `ports`, keyed by port and
- * protocol), which clash with the applied ones and which server-side apply
- * will not remove. A merge patch of the desired child, conditional on the
- * cached resourceVersion, replaces those lists; the apply then takes the
- * fields back. If the patch is refused too (or the cached copy is stale: 409),
- * the reconcile fails with both refusals and is retried with backoff.
- */
-async function applyOverForeignListItems<T extends KubernetesObject>(pass: Pass, desired: T, cached: T, applyFailure: string): Promise<T> {
-  try {
-    const patched = await pass.writer.replaceLists(desired, cached.metadata?.resourceVersion ?? '');
-    return await pass.writer.apply(desired, patched.metadata?.resourceVersion);
-  } catch (error) {
-    if (error instanceof NotLeaderError) throw error;
-    if (isStatus(error, 409)) throw staleCache(`merge-patch of ${desired.kind} ${objectKey(desired)}`, error);
-    throw new ApplyError(`${applyFailure}; replacing its lists failed too: ${failureSummary(error)}`, { cause: error });
-  }
+/** One child through the runtime's ensureChild; what it wrote goes into the report and an event. */
+async function ensure<T extends KubernetesObject>(pass: Pass, website: Website, desired: T, cache: Cache<T>): Promise<T> {
+  const read = (ref: ObjectRef, signal: AbortSignal): Promise<KubernetesObject | undefined> => pass.context.read(ref, signal);
+  const outcome = await ensureChild({ writer: pass.writer, read, signal: pass.signal }, website, desired, cache);
+  if (outcome.difference !== undefined) pass.report.applied.push(`${desired.kind} ${objectKey(desired)} (${outcome.difference})`);
+  if (outcome.event) record(pass, website, outcome.event);
+  return outcome.object;
 }
 
 /**
