@@ -2,18 +2,17 @@ import { copyFileSync, mkdtempSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { expect } from 'chai';
 import {
-  AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   EventsV1Api,
+  KubernetesObjectApi,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { buildOperator, OPERATOR_NODE_FLAGS } from '../../../hack/build.ts';
+import { SAMPLE_KIND } from '../../../hack/kinds.ts';
+import type { StoredObject } from '../../../hack/lib/kind-profile.ts';
 import { Replica, type LogLine } from '../../../hack/lib/replica.ts';
 import { LEASE_GROUP_LABEL, LEASE_ROLE_LABEL } from '../../../src/runtime/membership.ts';
-import { REPORTING_CONTROLLER } from '../../../src/website/events.ts';
-import { WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { adminKubeConfig, cluster, freshNamespace } from '../support/cluster.ts';
 import { waitForObject } from '../support/wait.ts';
 import { podOfIdentity } from '../../../src/runtime/holder.ts';
@@ -72,7 +71,7 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     copyFileSync(`${bundle}.map`, `${operatorEntry}.map`);
     await cluster().kubectl(['apply', '-k', join(repoRoot, 'manifests')]);
     await waitForObject<V1CustomResourceDefinition>(adminKubeConfig(), '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
-      `${WEBSITE_PLURAL}.${WEBSITE_GROUP}`,
+      SAMPLE_KIND.crd.metadata.name,
       (c) => c?.status?.conditions?.some((cond) => cond.type === 'Established' && cond.status === 'True') ?? false);
     const { status } = await adminKubeConfig().makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
       namespace: OPERATOR_NAMESPACE,
@@ -90,12 +89,12 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
   });
 
   after(async () => {
-    // The Website and its children must not be reconciled by operators of later tests.
+    // The sample object and its children must not be reconciled by operators of later tests.
     const core = adminKubeConfig().makeApiClient(CoreV1Api);
     await Promise.all(createdNamespaces.splice(0).map((name) => core.deleteNamespace({ name })));
   });
 
-  it('elects a leader, reconciles a Website and its status, records Events and hands over on SIGTERM, with no 403', async () => {
+  it(`elects a leader, reconciles a ${SAMPLE_KIND.resource.kind}, its children and its status, records Events and hands over on SIGTERM, with no 403`, async () => {
     const a = await startReplica('sa-a', kubeconfig);
     const b = await startReplica('sa-b', kubeconfig);
     replicas.push(a, b);
@@ -105,26 +104,14 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
 
     const namespace = await freshNamespace('sa-op');
     createdNamespaces.push(namespace);
-    const custom = adminKubeConfig().makeApiClient(CustomObjectsApi);
-    const created = (await custom.createNamespacedCustomObject({
-      group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace,
-      body: { apiVersion: `${WEBSITE_GROUP}/${WEBSITE_VERSION}`, kind: WEBSITE_KIND, metadata: { name: 'home' }, spec: { replicas: 2 } },
-    })) as Website;
+    const { apiVersion, plural } = SAMPLE_KIND.resource;
+    const created = (await KubernetesObjectApi.makeApiClient(adminKubeConfig()).create(SAMPLE_KIND.sample(namespace, 'home'))) as StoredObject;
 
-    // Status written by server-side apply of the status subresource (patch).
-    const website = (await waitForObject<Website>(adminKubeConfig(),
-      `/apis/${WEBSITE_GROUP}/${WEBSITE_VERSION}/namespaces/${namespace}/${WEBSITE_PLURAL}`, 'home',
-      (w) => w?.status?.observedGeneration === created.metadata.generation && (w.status.conditions?.length ?? 0) > 0))!;
-    expect(website.status?.url).to.equal(`http://home.${namespace}.svc.cluster.local:80`);
-
-    // Children created by server-side apply (create + patch), owned by the Website.
-    const owned = { uid: created.metadata.uid, controller: true, blockOwnerDeletion: true };
-    const core = adminKubeConfig().makeApiClient(CoreV1Api);
-    const deployment = await adminKubeConfig().makeApiClient(AppsV1Api).readNamespacedDeployment({ namespace, name: 'home' });
-    expect(deployment.spec?.replicas).to.equal(2);
-    expect(deployment.metadata?.ownerReferences?.[0]).to.include(owned);
-    expect((await core.readNamespacedService({ namespace, name: 'home' })).metadata?.ownerReferences?.[0]).to.include(owned);
-    expect((await core.readNamespacedConfigMap({ namespace, name: 'home-content' })).metadata?.ownerReferences?.[0]).to.include(owned);
+    // Its status written by server-side apply of the status subresource (patch).
+    const object = (await waitForObject<StoredObject>(adminKubeConfig(), `/apis/${apiVersion}/namespaces/${namespace}/${plural}`, 'home',
+      (o) => o !== undefined && o.metadata.uid === created.metadata.uid && SAMPLE_KIND.converged(o)))!;
+    // Its children created (POST) and applied (patch), holding what its spec asks for, owned by it.
+    expect(await SAMPLE_KIND.childrenBehind(adminKubeConfig(), namespace, [object])).to.deep.equal([]);
 
     // Only the leader wrote.
     const writes = (r: Replica) => r.messages('write', (l) => l.json?.key === `${namespace}/home`).length;
@@ -139,7 +126,7 @@ describe('manifests: the operator runs with exactly the RBAC of its ServiceAccou
     // Events created through events.k8s.io/v1: sent in the background, and by the time the leader
     // exits (its shutdown sends what its reconciles recorded before the gate closes).
     const events = await adminKubeConfig().makeApiClient(EventsV1Api).listNamespacedEvent({ namespace });
-    expect(events.items.filter((e) => e.reportingController === REPORTING_CONTROLLER), 'events by the operator').to.not.be.empty;
+    expect(events.items.filter((e) => e.regarding?.uid === created.metadata.uid && e.reportingInstance === leader.name), 'events by the leader').to.not.be.empty;
     await standby.waitForMessage('started leading', 30_000);
     const lease = await adminKubeConfig().makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: OPERATOR_NAMESPACE, name: 'ha-operator' });
     expect(podOfIdentity(lease.spec?.holderIdentity ?? '')).to.equal(standby.name);
