@@ -12,12 +12,13 @@
  * kube-apiserver's audit log on. The operator runs as `kubectl apply -k
  * manifests/` deploys it — two replicas, one per node, the production lease
  * timings (lease 15 s, renew deadline 10 s, retry 2 s), its image built from
- * the current sources — and three Websites in the namespace `load`.
+ * the current sources — and three objects of SAMPLE_KIND (hack/kinds.ts: its
+ * profile's sample) in the namespace `load`.
  *
  * Each trial starts once two Ready replicas run on different nodes, the
- * leader has renewed since and every Website change landed (all awaited by
- * watches, never by sleeps), at a random point of the leader's 2 s renewal
- * cycle, with one Website change every 100 ms under way until the takeover:
+ * leader has renewed since and every change landed (all awaited by watches,
+ * never by sleeps), at a random point of the leader's 2 s renewal cycle, with
+ * one change (the profile's) every 100 ms under way until the takeover:
  * - sigkill: SIGKILL to the leader's process (found by its pod's cgroup);
  * - oom: a process of this script joins the leader container's memory cgroup
  *   and allocates past its 512Mi limit, the operator's oom_score_adj raised to
@@ -63,17 +64,18 @@ import { open } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { LocalCluster } from '../cluster/cluster.ts';
 import type { ClusterNode } from '../cluster/node.ts';
 import { operatorProcess } from '../cluster/pods.ts';
-import { buildImages, PAUSE_IMAGE, WEB_IMAGE } from '../images/build.ts';
+import { buildImages, PAUSE_IMAGE } from '../images/build.ts';
+import { SAMPLE_KIND } from '../kinds.ts';
+import type { StoredObject } from '../lib/kind-profile.ts';
 import { checkAudit, summarize, type AuditEvent } from '../lib/audit.ts';
 import { REPO_ROOT } from '../lib/replica.ts';
 import { holderOf, podOfIdentity, processEnded, type HolderProcess, type PodStatusView } from '../../src/runtime/holder.ts';
 import type { CachedObject } from '../../src/runtime/informer.ts';
 import type { Lease } from '../../src/runtime/leases.ts';
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION } from '../../src/website/types.ts';
 import { loadAverage, percentile } from './support.ts';
 import { InformerSet } from '../lib/informer-set.ts';
 
@@ -86,10 +88,13 @@ const SEEN: readonly Kind[] = ['sigkill', 'oom', 'liveness'];
 const NAMESPACE = 'ha-operator';
 const LEASE = 'ha-operator';
 const LOAD = 'load';
-const SITES = ['one', 'two', 'three'];
+const OBJECTS = ['one', 'two', 'three'];
+const { group, version: apiVersion, plural } = SAMPLE_KIND.resource;
 /** manifests/base sets no LEASE_DURATION_SECONDS: the default. */
 const LEASE_DURATION_MS = 15_000;
 const RETRY_PERIOD_MS = 2_000;
+/** After its container's start, by when a standby's lease watch is up (start-up, caches, the watch): generous. */
+const STANDBY_WATCHING_MS = 4_000;
 const GOAL_SEEN_MS = 2_000;
 const GOAL_LOST_MS = LEASE_DURATION_MS + 1_000;
 const FAST_PROBE = { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3, terminationGracePeriodSeconds: 1 };
@@ -134,17 +139,8 @@ interface PodView extends CachedObject {
 }
 
 interface ContainerState {
+  running?: { startedAt?: string };
   terminated?: { reason?: string; exitCode?: number };
-}
-
-interface WebsiteView extends CachedObject {
-  metadata: { name: string; generation?: number };
-  status?: { observedGeneration?: number };
-}
-
-interface ConfigMapView extends CachedObject {
-  metadata: { name: string };
-  data?: Record<string, string>;
 }
 
 
@@ -155,8 +151,7 @@ interface ConfigMapView extends CachedObject {
 class Caches extends InformerSet {
   readonly pods = this.watch<PodView>({ apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace: NAMESPACE, labelSelector: 'app.kubernetes.io/name=ha-operator' });
   readonly leases = this.watch<Lease & CachedObject>({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespace: NAMESPACE });
-  readonly websites = this.watch<WebsiteView>({ apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL, namespace: LOAD });
-  readonly configMaps = this.watch<ConfigMapView>({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', namespace: LOAD });
+  readonly objects = this.watch<StoredObject & CachedObject>({ ...SAMPLE_KIND.resource, namespace: LOAD });
 
   constructor(kc: KubeConfig) {
     super(kc, 'ha-operator-crash-failover-bench');
@@ -261,9 +256,6 @@ const isReady = (pod: PodView): boolean => pod.status?.conditions?.some((c) => c
   && (pod.status.containerStatuses ?? []).every((c) => c.ready === true);
 const containerId = (pod: PodView): string | undefined => pod.status?.containerStatuses?.find((c) => c.name === 'operator')?.containerID;
 
-function page(name: string, n: number): string {
-  return `<!doctype html><title>${name}</title><p>${name}, change ${n}</p>`;
-}
 
 const startedAt = new Date();
 const loadBefore = loadAverage();
@@ -281,8 +273,8 @@ const custom = kc.makeApiClient(CustomObjectsApi);
 const caches = new Caches(kc);
 const audit = new AuditTail(cluster.plane.auditLogPath!);
 const results = new Map<string, Sample[]>();
-/** The last page sent to each Website: every one must land. */
-const lastPages = new Map<string, string>();
+/** The generation each object's last change gave it: every one must land. */
+const lastGenerations = new Map<string, number>();
 /** Operator containers that crashed: a pod showing one of them Ready is not back yet (a restored node's kubelet has not caught up). */
 const deadContainers = new Set<string>();
 let version = 0;
@@ -293,15 +285,11 @@ const current = { mode: 'on' as Mode, fastProbe: false };
 
 try {
   await cluster.kubectl(['apply', '-k', join(REPO_ROOT, 'manifests')]);
-  await cluster.kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
+  await cluster.kubectl(['wait', '--for=condition=Established', `crd/${SAMPLE_KIND.crd.metadata.name}`, '--timeout=60s']);
   await cluster.kubectl(['create', 'namespace', LOAD]);
-  for (const name of SITES) {
-    const html = page(name, 0);
-    await custom.createNamespacedCustomObject({
-      group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: LOAD,
-      body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: { image: WEB_IMAGE, html } },
-    });
-    lastPages.set(name, html);
+  for (const name of OBJECTS) {
+    const created = (await KubernetesObjectApi.makeApiClient(kc).create(SAMPLE_KIND.sample(LOAD, name))) as StoredObject;
+    lastGenerations.set(name, created.metadata.generation);
   }
   const deployment = JSON.parse(await cluster.kubectl(['get', 'deployment', '-n', NAMESPACE, 'ha-operator', '-o', 'json'])) as
     { spec: { template: { spec: { containers: { livenessProbe?: unknown }[] } } } };
@@ -334,7 +322,7 @@ try {
     printTables();
     const report = await checkAudit(cluster.plane.auditLogPath!, { namespaces: [LOAD], leaseNamespace: NAMESPACE });
     console.log(`\n${summarize(report)} (audit log ${Math.round(statSync(cluster.plane.auditLogPath!).size / 2 ** 20)} MiB)`);
-    console.log(`Website changes sent during the trials: ${changesSent} (${changeErrors} refused)`);
+    console.log(`${SAMPLE_KIND.resource.kind} changes sent during the trials: ${changesSent} (${changeErrors} refused)`);
     for (const violation of report.violations) console.log(`  out-of-term: ${violation}`);
     for (const write of report.unattributed.slice(0, 10)) console.log(`  unattributed: ${write.verb} ${write.object} by ${write.userAgent}`);
     if (report.violations.length > 0 || report.unattributed.length > 0) process.exitCode = 1;
@@ -365,7 +353,7 @@ async function configure(mode: Mode, fastProbe: boolean): Promise<void> {
 /**
  * Two Ready replicas of the current template on different nodes, none
  * terminating and none still showing a crashed container; the Lease held by
- * one of them and renewed since this was called; every Website change landed.
+ * one of them and renewed since this was called; every change landed.
  */
 async function settled(): Promise<{ leader: PodView; standby: PodView; lease: Lease; holder: HolderProcess }> {
   await cluster.kubectl(['rollout', 'status', '-n', NAMESPACE, 'deployment/ha-operator', '--timeout=300s']);
@@ -381,27 +369,33 @@ async function settled(): Promise<{ leader: PodView; standby: PodView; lease: Le
     if (!lease || !leader || !holder || Date.parse(String(lease.spec?.renewTime)) < since) return undefined;
     // The evidence must be later than the process's start by EVIDENCE_MARGIN_MS (2 s) on the kubelet's whole seconds.
     if (Date.now() - holder.startedAtMs < 5_000 || operatorProcess(cluster, leader) === undefined) return undefined;
-    for (const [name, html] of lastPages) {
-      const site = caches.websites.get(`${LOAD}/${name}`);
-      if (caches.configMaps.get(`${LOAD}/${name}-content`)?.data?.['index.html'] !== html) return undefined;
-      if (!site || site.status?.observedGeneration !== site.metadata.generation) return undefined;
+    // A standby times a lease's expiry from when it first saw the lease's record, on its own clock (never
+    // the leader's renewTime): one that started after the last renewal waits a lease duration from its
+    // start. The trials measure a standby that was watching, so it must have seen a renewal: one written
+    // later than its container's start (whole seconds) by the time its watch takes to connect.
+    const standby = pods.find((p) => p !== leader)!;
+    const standbyStarted = Date.parse(standby.status?.containerStatuses?.find((c) => c.name === 'operator')?.state?.running?.startedAt ?? '');
+    if (!(Date.parse(String(lease.spec?.renewTime)) > standbyStarted + STANDBY_WATCHING_MS)) return undefined;
+    // Converged at the last change's generation: the kind's status is written after its children.
+    for (const [name, generation] of lastGenerations) {
+      const object = caches.objects.get(`${LOAD}/${name}`);
+      if (!object || object.metadata.generation < generation || !SAMPLE_KIND.converged(object)) return undefined;
     }
     return { leader, standby: pods.find((p) => p !== leader)!, lease, holder };
   }, 300_000);
 }
 
-/** One Website change every 100 ms, round robin, until stopped. */
+/** One change every 100 ms, round robin, until stopped. */
 function changesUnderway(): { stop: () => Promise<void> } {
   let stopping = false;
   const loop = (async () => {
     for (let i = 0; !stopping; i++) {
-      const name = SITES[i % SITES.length]!;
-      const html = page(name, ++version);
+      const name = OBJECTS[i % OBJECTS.length]!;
       try {
-        await custom.patchNamespacedCustomObject({
-          group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: LOAD, name, body: { spec: { html } },
-        }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-        lastPages.set(name, html);
+        const changed = (await custom.patchNamespacedCustomObject({
+          group, version: apiVersion, plural, namespace: LOAD, name, body: SAMPLE_KIND.change(name, ++version),
+        }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))) as StoredObject;
+        lastGenerations.set(name, changed.metadata.generation);
         changesSent++;
       } catch {
         changeErrors++;

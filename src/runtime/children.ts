@@ -15,6 +15,16 @@ import { failureSummary, isStatus } from './kube.ts';
  * kind.
  */
 
+/**
+ * Every child carries this label: the informers of child kinds select on it,
+ * so the operator caches its children and not every ConfigMap of the cluster.
+ */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'ha-operator';
+
+/** The label selector of an informer of children. */
+export const MANAGED_BY_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
 /** Read access to one informer's cache. */
 export interface Cache<T> {
   get(key: string): T | undefined;

@@ -1,8 +1,8 @@
 import type { V1ConfigMap, V1Deployment, V1Service } from '@kubernetes/client-node';
+import { MANAGED_BY_SELECTOR } from '../runtime/children.ts';
 import type { Controller } from '../runtime/controller.ts';
 import type { Informer } from '../runtime/informer.ts';
 import type { Manager } from '../runtime/manager.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL } from './desired.ts';
 import { makeReconcile, type ReconcileReport } from './reconcile.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, WEBSITE_PLURAL, type Website } from './types.ts';
 
@@ -30,12 +30,11 @@ export interface WebsiteController {
  * controls changes.
  */
 export function registerWebsiteController(manager: Manager, options: WebsiteControllerOptions = {}): WebsiteController {
-  const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
   const informers = {
     websites: manager.informer<Website>({ apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, plural: WEBSITE_PLURAL }),
-    configMaps: manager.informer<V1ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector }),
-    deployments: manager.informer<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', labelSelector }),
-    services: manager.informer<V1Service>({ apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector }),
+    configMaps: manager.informer<V1ConfigMap>({ apiVersion: 'v1', kind: 'ConfigMap', plural: 'configmaps', labelSelector: MANAGED_BY_SELECTOR }),
+    deployments: manager.informer<V1Deployment>({ apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', labelSelector: MANAGED_BY_SELECTOR }),
+    services: manager.informer<V1Service>({ apiVersion: 'v1', kind: 'Service', plural: 'services', labelSelector: MANAGED_BY_SELECTOR }),
   };
   const reconcile = makeReconcile({
     caches: informers,

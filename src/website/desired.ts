@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap, V1Deployment, V1OwnerReference, V1Service } from '@kubernetes/client-node';
+import { MANAGED_BY, MANAGED_BY_LABEL } from '../runtime/children.ts';
 import { WEBSITE_API_VERSION, WEBSITE_KIND, type Website } from './types.ts';
 
 /** Server-side-apply bodies for every child of a Website: only the fields the operator owns. */
@@ -16,10 +17,6 @@ export interface InvalidSpec {
 }
 
 export const CONTENT_HASH_ANNOTATION = 'ha-operator.example.com/content-sha256';
-
-/** Every child carries this label, so the operator can cache its children and nothing else. */
-export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const MANAGED_BY = 'ha-operator';
 
 const SERVICE_PORT = 80;
 // The unprivileged nginx image listens here because a non-root user cannot bind below 1024.

@@ -12,11 +12,7 @@
  * schema would have to undo.
  */
 import Type from 'typebox';
-
-/** A string with one of `values`, typed as their union (JSON Schema `enum`, as CRDs write it). */
-function stringEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
-}
+import { conditionSchema, customResourceSchema, stringEnum } from '../runtime/schema.ts';
 
 export const SERVICE_TYPES = ['ClusterIP', 'NodePort'] as const;
 
@@ -60,24 +56,11 @@ export const WebsiteSpecSchema = Type.Object({
 
 export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as const;
 
-/** metav1.Condition, as controller-gen writes it. */
-export const WebsiteConditionSchema = Type.Object({
-  type: Type.Unsafe<(typeof CONDITION_TYPES)[number]>({
-    type: 'string', maxLength: 316,
-    pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
-  }),
-  status: stringEnum(['True', 'False', 'Unknown'] as const),
-  observedGeneration: Type.Optional(Type.Integer({ format: 'int64', minimum: 0 })),
-  lastTransitionTime: Type.String({ format: 'date-time' }),
-  reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
-  message: Type.String({ maxLength: 32768 }),
-});
-
 export const WebsiteStatusSchema = Type.Object({
   observedGeneration: Type.Optional(Type.Integer({ description: 'The metadata.generation this status describes.', format: 'int64', minimum: 0 })),
   readyReplicas: Type.Optional(Type.Integer({ description: 'Pods that pass their readiness probe.', format: 'int32', minimum: 0 })),
   url: Type.Optional(Type.String({ description: 'Where the page is served inside the cluster.' })),
-  conditions: Type.Optional(Type.Array(WebsiteConditionSchema, {
+  conditions: Type.Optional(Type.Array(conditionSchema(CONDITION_TYPES), {
     description: 'Ready, Progressing and Degraded.',
     'x-kubernetes-list-type': 'map',
     'x-kubernetes-list-map-keys': ['type'],
@@ -85,13 +68,7 @@ export const WebsiteStatusSchema = Type.Object({
 }, { description: 'Written by the operator.' });
 
 /** The CRD's openAPIV3Schema: the Website as the API server validates it. */
-export const WebsiteSchema = Type.Object({
-  apiVersion: Type.Optional(Type.String()),
-  kind: Type.Optional(Type.String()),
-  metadata: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object' })),
-  spec: WebsiteSpecSchema,
-  status: Type.Optional(WebsiteStatusSchema),
-}, {
+export const WebsiteSchema = customResourceSchema(WebsiteSpecSchema, WebsiteStatusSchema, {
   description: 'A static web page served by nginx behind a Service.',
   'x-kubernetes-validations': [{
     // The name is also the Service's name, which must be a DNS-1035 label.

@@ -3,13 +3,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { expect } from 'chai';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions, type V1Lease, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type V1Lease, type V1Pod } from '@kubernetes/client-node';
 import type { LocalCluster } from '../../../hack/cluster/cluster.ts';
-import { WEB_IMAGE } from '../../../hack/images/build.ts';
+import { SAMPLE_KIND } from '../../../hack/kinds.ts';
+import type { StoredObject } from '../../../hack/lib/kind-profile.ts';
 import { checkAudit, readAuditLog, summarize, type AuditEvent } from '../../../hack/lib/audit.ts';
 import { isAlive } from '../../../hack/controlplane/process.ts';
 import { REPO_ROOT } from '../../../hack/lib/replica.ts';
-import { WEBSITE_API_VERSION, WEBSITE_GROUP, WEBSITE_KIND, WEBSITE_PLURAL, WEBSITE_VERSION, type Website } from '../../../src/website/types.ts';
 import { podOfIdentity } from '../../../src/runtime/holder.ts';
 import { apiError } from '../support/api.ts';
 import { operatorProcess } from '../../../hack/cluster/pods.ts';
@@ -21,13 +21,16 @@ import { waitForObject } from '../support/wait.ts';
  * real nodes: a rollout by the Deployment controller, a pod deleted, the
  * container killed and restarted in place by the kubelet, an eviction the
  * PodDisruptionBudget refuses, a node lost. Each runs under a stream of
- * changes; the API server's audit log judges that no write of an earlier
- * term landed after a later term's, and every change must land.
+ * changes to objects of SAMPLE_KIND; the API server's audit log judges that
+ * no write of an earlier term landed after a later term's, and every change
+ * must land.
  */
 
 const NAMESPACE = 'ha-operator';
 const LOAD = 'load';
-const SITES = ['one', 'two', 'three'];
+const OBJECTS = ['one', 'two', 'three'];
+const { group, version: apiVersion, plural } = SAMPLE_KIND.resource;
+const objectsPath = `/apis/${group}/${apiVersion}/namespaces/${LOAD}/${plural}`;
 /** manifests/base: LEASE_DURATION_SECONDS is not set, so the default. */
 const LEASE_DURATION_MS = 15_000;
 
@@ -76,22 +79,17 @@ describe('disruptions on real nodes, dealt by Kubernetes', function () {
     await cluster.kubectl(['rollout', 'status', '-n', NAMESPACE, 'deployment/ha-operator', '--timeout=120s']);
   }
 
-  function page(name: string, n: number): string {
-    return `<!doctype html><title>${name}</title><p>${name}, change ${n}</p>`;
-  }
-
-  /** Changes one Website's page every 100 ms until stopped; resolves with the last page of each. */
-  function changesUnderway(): { stop: () => Promise<Map<string, string>> } {
-    const last = new Map<string, string>();
+  /** Changes one object every 100 ms until stopped; resolves with the generation each change gave its object. */
+  function changesUnderway(): { stop: () => Promise<Map<string, number>> } {
+    const last = new Map<string, number>();
     let stopping = false;
     const loop = (async () => {
       for (let i = 0; !stopping; i++) {
-        const name = SITES[i % SITES.length]!;
-        const html = page(name, ++version);
-        await custom.patchNamespacedCustomObject({
-          group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: LOAD, name, body: { spec: { html } },
-        }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-        last.set(name, html);
+        const name = OBJECTS[i % OBJECTS.length]!;
+        const changed = (await custom.patchNamespacedCustomObject({
+          group, version: apiVersion, plural, namespace: LOAD, name, body: SAMPLE_KIND.change(name, ++version),
+        }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))) as StoredObject;
+        last.set(name, changed.metadata.generation);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
@@ -104,14 +102,17 @@ describe('disruptions on real nodes, dealt by Kubernetes', function () {
     };
   }
 
-  /** Every change landed: each Website's ConfigMap holds its last page and its status has seen its generation. */
-  async function everyChangeLanded(last: Map<string, string>): Promise<void> {
-    for (const [name, html] of last) {
-      await waitForObject<{ metadata: { name: string }; data?: Record<string, string> } & { kind?: string }>(kc, `/api/v1/namespaces/${LOAD}/configmaps`, `${name}-content`,
-        (cm) => cm?.data?.['index.html'] === html, 90_000);
-      await waitForObject<Website>(kc, `/apis/${WEBSITE_GROUP}/${WEBSITE_VERSION}/namespaces/${LOAD}/${WEBSITE_PLURAL}`, name,
-        (w) => w !== undefined && w.status?.observedGeneration === w.metadata.generation, 90_000);
-    }
+  /** Converged at `generation` (at least), and its children hold what its spec asks for. */
+  async function convergedAt(name: string, generation: number): Promise<void> {
+    const object = await waitForObject<StoredObject>(kc, objectsPath, name,
+      (o) => o !== undefined && o.metadata.generation >= generation && SAMPLE_KIND.converged(o), 90_000);
+    // Its status is written after its children: a status at this generation means they were applied for it.
+    expect(await SAMPLE_KIND.childrenBehind(kc, LOAD, [object!]), name).to.deep.equal([]);
+  }
+
+  /** Every change landed: each object converged at the generation of its last change, its children with it. */
+  async function everyChangeLanded(last: Map<string, number>): Promise<void> {
+    for (const [name, generation] of last) await convergedAt(name, generation);
   }
 
   /** The audit log's verdict on everything the operator wrote so far. */
@@ -139,16 +140,12 @@ describe('disruptions on real nodes, dealt by Kubernetes', function () {
     kc.loadFromFile(cluster.kubeconfigPath);
     custom = kc.makeApiClient(CustomObjectsApi);
     await cluster.kubectl(['apply', '-k', join(REPO_ROOT, 'manifests')]);
-    await cluster.kubectl(['wait', '--for=condition=Established', `crd/${WEBSITE_PLURAL}.${WEBSITE_GROUP}`, '--timeout=60s']);
+    await cluster.kubectl(['wait', '--for=condition=Established', `crd/${SAMPLE_KIND.crd.metadata.name}`, '--timeout=60s']);
     await cluster.kubectl(['create', 'namespace', LOAD]);
-    for (const name of SITES) {
-      await custom.createNamespacedCustomObject({
-        group: WEBSITE_GROUP, version: WEBSITE_VERSION, plural: WEBSITE_PLURAL, namespace: LOAD,
-        body: { apiVersion: WEBSITE_API_VERSION, kind: WEBSITE_KIND, metadata: { name }, spec: { image: WEB_IMAGE, html: page(name, 0) } },
-      });
-    }
+    const objects = KubernetesObjectApi.makeApiClient(kc);
+    for (const name of OBJECTS) await objects.create(SAMPLE_KIND.sample(LOAD, name));
     await settled();
-    await cluster.kubectl(['wait', '--for=condition=Ready', '-n', LOAD, 'websites', '--all', '--timeout=120s']);
+    for (const name of OBJECTS) await convergedAt(name, 1);
   });
   // What a failed disruption needs explained: where the replicas ran and what they said.
   afterEach(async function () {

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import type { V1Container } from '@kubernetes/client-node';
-import { NONROOT_UID } from '../../../hack/images/base-files.ts';
-import { BUSYBOX, WEB_IMAGE, WEB_PORT, WEB_ROOT } from '../../../hack/images/web.ts';
-import { desiredChildren } from '../../../src/website/desired.ts';
-import type { Website } from '../../../src/website/types.ts';
-import { builtImage, expectConsistentLayout, type ReadImage } from './archive.ts';
+import { NONROOT_UID } from '../../hack/images/base-files.ts';
+import { BUSYBOX, WEB_IMAGE, WEB_PORT, WEB_ROOT } from '../../hack/images/web.ts';
+import { desiredChildren } from '../../src/website/desired.ts';
+import type { Website } from '../../src/website/types.ts';
+import { builtImage, expectConsistentLayout, type ReadImage } from '../hack/images/archive.ts';
 
 /** The container a Website with this image runs, as the operator asks for it. */
 function websiteContainer(): V1Container {
