@@ -8,7 +8,7 @@ NODE_DEPS := node_modules/.installed
 BENCHES := bench-queue bench-handover bench-convergence bench-cpu bench-resync bench-startup bench-memory bench-latency bench-crash-failover
 
 .PHONY: help deps system-deps controlplane nodes build typecheck lint test test-unit test-integration \
-        run cluster-up cluster-down clean crds grafana study study-nodes chaos bench $(BENCHES)
+        run cluster-up cluster-down clean crds grafana study study-nodes chaos bench new-kind remove-kind rename $(BENCHES)
 
 help:
 	@echo "make run           the HA demo: a local cluster of real nodes (as root), the manifests, sample Websites; Ctrl-C stops"
@@ -17,6 +17,9 @@ help:
 	@echo "make lint          eslint"
 	@echo "make bench         every benchmark (~50 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
 	@echo "make crds          regenerate crds/ from the schemas in src/"
+	@echo "make new-kind      scaffold a kind: KIND=Backup OWNS=batch/v1/CronJob [GROUP=…] [KIND_VERSION=v1alpha1]"
+	@echo "make remove-kind   take a kind out: KIND=Website"
+	@echo "make rename        rename the project: NAME=backup-operator (labels, field manager, Leases, manifests, alerts)"
 	@echo "make grafana       regenerate the dashboard and alert files"
 	@echo "make study         the HA study: six disruptions under load (~7 min); report in study-results/<time>/"
 	@echo "make study-nodes   the study on real nodes (as root): rollout, crash, node loss, through kubectl apply -k manifests/ (~13 min)"
@@ -65,6 +68,18 @@ nodes:
 # dist/main.mjs: src/main.ts and its dependencies bundled by esbuild (hack/build.ts says why).
 build: $(NODE_DEPS)
 	node hack/build.ts
+
+# A new kind that owns one child kind, written into the project and registered (hack/scaffold/new-kind.ts);
+# a kind taken out again (hack/scaffold/remove-kind.ts); the project renamed (hack/scaffold/rename.ts).
+# README, "Copying it as a starter".
+new-kind: $(NODE_DEPS)
+	node hack/scaffold/new-kind.ts "$(KIND)" "$(OWNS)" "$(GROUP)" "$(KIND_VERSION)"
+
+remove-kind: $(NODE_DEPS)
+	node hack/scaffold/remove-kind.ts "$(KIND)"
+
+rename: $(NODE_DEPS)
+	node hack/scaffold/rename.ts "$(NAME)"
 
 typecheck: $(NODE_DEPS)
 	tsc -p tsconfig.json --noEmit

@@ -12,6 +12,7 @@ import {
   type V1PodDisruptionBudget,
   type V1Service,
 } from '@kubernetes/client-node';
+import { KINDS } from '../../../hack/kinds.ts';
 import { loadConfig, shutdownBudgetMs } from '../../../src/runtime/config.ts';
 import { cluster } from '../support/cluster.ts';
 
@@ -140,7 +141,7 @@ describe('manifests: kustomize base, overlays and components', () => {
     const kinds = top.map((o) => o.kind);
     expect(kinds.slice(0, 2)).to.deep.equal(['Namespace', 'CustomResourceDefinition']);
     expect(kinds.indexOf('Deployment')).to.be.greaterThan(kinds.indexOf('ClusterRoleBinding'));
-    expect(find(top, 'CustomResourceDefinition', 'websites.ha-operator.example.com'), 'the CRD from crds/').to.exist;
+    for (const kind of KINDS) expect(find(top, 'CustomResourceDefinition', kind.crd.metadata.name), 'the CRDs from crds/').to.exist;
     for (const object of top) {
       const clusterScoped = ['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(object.kind!);
       expect(object.metadata?.namespace, `${object.kind} ${object.metadata?.name}`).to.equal(clusterScoped ? undefined : NAMESPACE);
