@@ -10,8 +10,8 @@ export const CHILD = { apiVersion: '__childApiVersion__', kind: '__ChildKind__',
  * Pure: the __ChildKind__ a __Kind__ owns, as server-side apply should make it —
  * only the fields the operator owns. Named after the __Kind__, in its
  * namespace, labelled so the operator's cache selects it, controlled by it
- * (the garbage collector removes it with its __Kind__). The template's own
- * apiVersion, kind and metadata, if it has any, are not the operator's to set.
+ * (the garbage collector removes it with its __Kind__). An apiVersion, kind
+ * or metadata in the template is replaced by these.
  */
 export function desiredChild(object: __Kind__): KubernetesObject {
   const { name, namespace, uid } = object.metadata;
