@@ -15,7 +15,7 @@ help:
 	@echo "make test          install everything, then typecheck, lint, unit and integration tests"
 	@echo "make build         bundle the operator into dist/main.mjs (what the image runs)"
 	@echo "make lint          eslint"
-	@echo "make bench         every benchmark (~50 min; make bench-<name> for one): figures for docs/BENCHMARKS.md"
+	@echo "make bench         every benchmark (~95 min, crash-failover as root; make bench-<name> for one): figures for docs/BENCHMARKS.md"
 	@echo "make crds          regenerate crds/ from the schemas in src/"
 	@echo "make new-kind      scaffold a kind: KIND=Backup OWNS=batch/v1/CronJob [GROUP=…] [KIND_VERSION=v1alpha1]"
 	@echo "make remove-kind   take a kind out: KIND=Website"
