@@ -43,12 +43,10 @@ export interface NewKind {
   version: string;
 }
 
-/** The scaffold's files, relative to the repository, with their contents. */
-export function scaffoldFiles({ names, owned, group, version }: NewKind): Map<string, string> {
-  const sample = SAMPLE_TEMPLATES[`${owned.apiVersion}/${owned.kind}`] ?? {};
+/** The text of `template` (a file under templates/) for `kind`: every __token__ replaced. */
+function fill(template: string, { names, owned, group, version }: NewKind): string {
   const tokens: [string, string][] = [
-    ['__sampleTemplateYaml__', JSON.stringify(sample)],
-    ['__sampleTemplate__', JSON.stringify(sample)],
+    ['__sampleTemplate__', JSON.stringify(SAMPLE_TEMPLATES[`${owned.apiVersion}/${owned.kind}`] ?? {})],
     ['__childApiVersion__', owned.apiVersion],
     ['__childPlural__', owned.plural],
     ['__childGroup__', owned.group],
@@ -61,12 +59,17 @@ export function scaffoldFiles({ names, owned, group, version }: NewKind): Map<st
     ['__group__', group],
     ['__version__', version],
   ];
-  const fill = (template: string): string => tokens.reduce((text, [token, value]) => text.replaceAll(token, value), readFileSync(join(TEMPLATES, template), 'utf8'));
+  return tokens.reduce((text, [token, value]) => text.replaceAll(token, value), readFileSync(join(TEMPLATES, template), 'utf8'));
+}
+
+/** The scaffold's files, relative to the repository, with their contents. */
+export function scaffoldFiles(kind: NewKind): Map<string, string> {
+  const { dir } = kind.names;
   const files = new Map<string, string>();
-  for (const file of ['schema', 'types', 'crd', 'desired', 'reconcile', 'controller', 'profile']) files.set(`src/${names.dir}/${file}.ts`, fill(`src/${file}.ts.tpl`));
-  files.set(`test/${names.dir}/${names.dir}.test.ts`, fill('test/unit.test.ts.tpl'));
-  files.set(`test/integration/${names.dir}/${names.dir}.test.ts`, fill('test/integration.test.ts.tpl'));
-  files.set(`samples/${names.dir}.yaml`, fill('sample.yaml.tpl'));
+  for (const file of ['schema', 'types', 'crd', 'desired', 'reconcile', 'controller', 'profile']) files.set(`src/${dir}/${file}.ts`, fill(`src/${file}.ts.tpl`, kind));
+  files.set(`test/${dir}/${dir}.test.ts`, fill('test/unit.test.ts.tpl', kind));
+  files.set(`test/integration/${dir}/${dir}.test.ts`, fill('test/integration.test.ts.tpl', kind));
+  files.set(`samples/${dir}.yaml`, fill('sample.yaml.tpl', kind));
   return files;
 }
 
@@ -90,10 +93,7 @@ export function newKind(root: string, kind: NewKind): { written: string[]; chang
   edit('hack/kinds.ts', '// +scaffold:imports', [`import { ${profile} } from '../src/${names.dir}/profile.ts';`]);
   edit('hack/kinds.ts', '// +scaffold:kinds', [`${profile},`]);
   edit('crds/kustomization.yaml', '# +scaffold:crds', [`- ${names.plural}.yaml`]);
-  const rules = readFileSync(join(TEMPLATES, 'rbac.yaml.tpl'), 'utf8')
-    .replaceAll('__Kind__', names.kind).replaceAll('__plural__', names.plural).replaceAll('__group__', kind.group)
-    .replaceAll('__ChildKind__', kind.owned.kind).replaceAll('__childPlural__', kind.owned.plural).replaceAll('__childGroup__', kind.owned.group);
-  edit('manifests/base/rbac.yaml', '# +scaffold:rules', rules.trimEnd().split('\n').map((line) => line.replace(/^ {2}/, '')));
+  edit('manifests/base/rbac.yaml', '# +scaffold:rules', fill('rbac.yaml.tpl', kind).trimEnd().split('\n'));
   // Its CRD from its schema, as make crds writes every kind's.
   execFileSync(process.execPath, [join(root, 'hack/crds.ts')], { cwd: root, stdio: 'inherit' });
   return { written: [...files.keys(), `crds/${names.plural}.yaml`], changed: ['src/main.ts', 'hack/kinds.ts', 'crds/kustomization.yaml', 'manifests/base/rbac.yaml'] };

@@ -10,23 +10,13 @@
  *
  *   node hack/scaffold/remove-kind.ts KIND
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from '../lib/replica.ts';
 import { removeBlock, removeLines } from './edits.ts';
 import { kindNames } from './names.ts';
-
-/** Every .ts file under `dir`, recursively. */
-function typeScriptFiles(root: string, dir: string): string[] {
-  const path = join(root, dir);
-  if (!existsSync(path)) return [];
-  return readdirSync(path).flatMap((entry) => {
-    const full = join(path, entry);
-    if (statSync(full).isDirectory()) return entry === 'node_modules' ? [] : typeScriptFiles(root, relative(root, full));
-    return entry.endsWith('.ts') ? [relative(root, full)] : [];
-  });
-}
+import { projectFiles } from './tree.ts';
 
 export function removeKind(root: string, kind: string): { removed: string[]; changed: string[] } {
   const names = kindNames(kind);
@@ -62,7 +52,7 @@ export function removeKind(root: string, kind: string): { removed: string[]; cha
   edit('manifests/base/rbac.yaml', (text) => removeBlock(text, `# kind ${kind}: begin`, `# kind ${kind}: end`, 'manifests/base/rbac.yaml'));
 
   const importer = new RegExp(`from '[^']*(/src/|\\./)${names.dir}/`);
-  const left = ['src', 'hack', 'test'].flatMap((dir) => typeScriptFiles(root, dir)).filter((file) => importer.test(readFileSync(join(root, file), 'utf8')));
+  const left = projectFiles(root).filter((file) => /^(src|hack|test)\/.*\.ts$/.test(file) && importer.test(readFileSync(join(root, file), 'utf8')));
   if (left.length > 0) throw new Error(`these files still import src/${names.dir}/: ${left.join(', ')}`);
   return { removed, changed: ['src/main.ts', 'hack/kinds.ts', 'crds/kustomization.yaml', 'manifests/base/rbac.yaml'] };
 }

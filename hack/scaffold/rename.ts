@@ -6,45 +6,47 @@
  * (the field manager, the managed-by label, Lease and object names, the
  * namespace, the image, the API group `ha-operator.example.com`),
  * `HA_OPERATOR` (HA_OPERATOR_CACHE) and `HaOperator` (alert names) — and the
- * files named after it. Left alone: node_modules, dist, study-results, .tmp
- * (nothing of the project's own).
+ * files named after it. Left alone: what a clone does not have (tree.ts).
  *
  *   node hack/scaffold/rename.ts NAME
  */
-import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { REPO_ROOT } from '../lib/replica.ts';
+import { projectFiles } from './tree.ts';
 
-const SKIPPED = new Set(['node_modules', '.git', 'dist', 'study-results', '.tmp']);
 /** Short enough that `<name>-leader-election`, `<name>-member-<pod>-<process>` and pod names stay within Kubernetes' limits. */
 const NAME_PATTERN = /^[a-z]([-a-z0-9]{0,28}[a-z0-9])?$/;
 
 /** The forms a kebab-case name takes in the project. */
-export function nameForms(name: string): [string, string][] {
-  const words = name.split('-');
-  return [
-    ['kebab', name],
-    ['constant', words.map((w) => w.toUpperCase()).join('_')],
-    ['pascal', words.map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')],
-  ];
+export interface NameForms {
+  /** `backup-operator` */
+  kebab: string;
+  /** `BACKUP_OPERATOR` */
+  constant: string;
+  /** `BackupOperator` */
+  pascal: string;
 }
 
-function files(root: string, dir = ''): string[] {
-  return readdirSync(join(root, dir)).flatMap((entry) => {
-    const path = dir ? `${dir}/${entry}` : entry;
-    if (SKIPPED.has(entry)) return [];
-    return statSync(join(root, path)).isDirectory() ? files(root, path) : [path];
-  });
+export function nameForms(name: string): NameForms {
+  const words = name.split('-');
+  return {
+    kebab: name,
+    constant: words.map((w) => w.toUpperCase()).join('_'),
+    pascal: words.map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(''),
+  };
 }
 
 export function rename(root: string, name: string): { changed: string[]; moved: [string, string][] } {
   if (!NAME_PATTERN.test(name)) throw new Error(`NAME=${name}: a lowercase DNS label of at most 30 characters (letters, digits, '-'), starting with a letter`);
   const old = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string }).name;
   if (old === name) throw new Error(`the project is already named ${name}`);
-  const pairs = nameForms(old).map(([form, from], i) => [from, nameForms(name)[i]![1], form] as const);
-  const replace = (text: string): string => pairs.reduce((t, [from, to]) => t.replaceAll(from, to), text);
+  const from = nameForms(old);
+  const to = nameForms(name);
+  const forms = ['kebab', 'constant', 'pascal'] as const;
+  const replace = (text: string): string => forms.reduce((t, form) => t.replaceAll(from[form], to[form]), text);
   const changed: string[] = [];
-  const all = files(root);
+  const all = projectFiles(root);
   for (const file of all) {
     const bytes = readFileSync(join(root, file));
     if (bytes.includes(0)) continue;
@@ -56,9 +58,9 @@ export function rename(root: string, name: string): { changed: string[]; moved: 
   }
   const moved: [string, string][] = [];
   for (const file of all.filter((f) => basename(f).includes(old))) {
-    const to = join(dirname(file), replace(basename(file)));
-    renameSync(join(root, file), join(root, to));
-    moved.push([file, relative(root, join(root, to))]);
+    const renamed = join(dirname(file), replace(basename(file)));
+    renameSync(join(root, file), join(root, renamed));
+    moved.push([file, renamed]);
   }
   return { changed, moved };
 }
@@ -69,7 +71,7 @@ if (import.meta.main) {
     if (!name) throw new Error('usage: make rename NAME=backup-operator');
     const { changed, moved } = rename(REPO_ROOT, name);
     console.log(`renamed to ${name}: ${changed.length} files changed\n${moved.map(([from, to]) => `  moved ${from} → ${to}`).join('\n')}`);
-    console.log(`the Go builds' cache is now ${nameForms(name)[1]![1]}_CACHE or ~/.cache/${name}: set it to the old one to keep using what is built`);
+    console.log(`the Go builds' cache is now ${nameForms(name).constant}_CACHE or ~/.cache/${name}: set it to the old one to keep using what is built`);
   } catch (error) {
     console.error(`rename: ${(error as Error).message}`);
     process.exitCode = 2;

@@ -422,8 +422,8 @@ function podsOn(watch: ClusterWatch, node: string): LostPod[] {
         namespace: p.metadata.namespace,
         name: p.metadata.name,
         owner: owner?.name ?? '',
-        // A Website's Deployment is named after it; its ReplicaSet adds a hash.
-        workload: operator ? 'operator' : `Website ${(owner?.name ?? '?').replace(/-[a-z0-9]+$/, '')}`,
+        // A ReplicaSet is named after its Deployment, plus a hash.
+        workload: operator ? 'operator' : owner?.kind === 'ReplicaSet' ? `Deployment ${owner.name.replace(/-[a-z0-9]+$/, '')}` : `${owner?.kind ?? 'Pod'} ${owner?.name ?? p.metadata.name}`,
         tolerationSeconds: unreachable?.tolerationSeconds ?? null,
       };
     })
@@ -614,7 +614,7 @@ export const NODE_SCENARIOS: NodeScenarioDefinition[] = [
     number: 11,
     title: 'Real nodes: the leader\'s node lost (tolerationSeconds 30)',
     description: 'The same node loss with the tolerations manifests/base sets for node.kubernetes.io/not-ready and unreachable (NoExecute, tolerationSeconds 30): '
-      + 'its pod on the lost node is evicted 30 s after the taint instead of 300 s, and the second replica runs again that much sooner. The Websites\' pods keep the default.',
+      + 'its pod on the lost node is evicted 30 s after the taint instead of 300 s, and the second replica runs again that much sooner. The samples\' pods keep the default.',
     deployment: { failoverOnPodStatus: true, tolerationSeconds: 30 },
     run: nodeLoss,
     clusterChecks: (s) => [...neverEarly(s), ...tailChecks(s)],

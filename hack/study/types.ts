@@ -330,7 +330,7 @@ export interface NodeLossTail {
 
 export interface TailPod {
   pod: string;
-  /** "operator", or the object whose pods these are (e.g. "Website team-page"). */
+  /** "operator", or the workload whose pods these are (e.g. "Deployment team-page"). */
   workload: string;
   /** tolerationSeconds of its node.kubernetes.io/unreachable toleration (300 when the admission plugin added it). */
   tolerationSeconds: number | null;

@@ -43,6 +43,6 @@ describe('hack/scaffold: names, owned kinds and edits', () => {
   });
 
   it('gives a project name in the forms it takes: kebab, constant, Pascal', () => {
-    expect(nameForms('backup-operator')).to.deep.equal([['kebab', 'backup-operator'], ['constant', 'BACKUP_OPERATOR'], ['pascal', 'BackupOperator']]);
+    expect(nameForms('backup-operator')).to.deep.equal({ kebab: 'backup-operator', constant: 'BACKUP_OPERATOR', pascal: 'BackupOperator' });
   });
 });

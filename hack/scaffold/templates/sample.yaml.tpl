@@ -5,4 +5,4 @@ kind: __Kind__
 metadata:
   name: example
 spec:
-  template: __sampleTemplateYaml__
+  template: __sampleTemplate__

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import { KINDS, SAMPLE_KIND } from '../../../hack/kinds.ts';
 import { REPO_ROOT } from '../../../hack/lib/replica.ts';
 import { kindNames } from '../../../hack/scaffold/names.ts';
 import { nameForms } from '../../../hack/scaffold/rename.ts';
+import { projectFiles } from '../../../hack/scaffold/tree.ts';
 
 /**
  * The project copied as a starter, the way README's "Copying it as a
@@ -25,33 +26,24 @@ import { nameForms } from '../../../hack/scaffold/rename.ts';
 
 const run = promisify(execFile);
 const PROJECT = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { name: string }).name;
-const [[, PROJECT_KEBAB], [, PROJECT_CONSTANT], [, PROJECT_PASCAL]] = nameForms(PROJECT) as [[string, string], [string, string], [string, string]];
+const PROJECT_NAMES = nameForms(PROJECT);
 const NEW = kindNames(KINDS.some((k) => k.resource.kind === 'Backup') ? 'Snapshot' : 'Backup');
 const REMOVED = kindNames(SAMPLE_KIND.resource.kind);
 const NEW_NAME = `${NEW.singular}-operator` === PROJECT ? `${NEW.singular}-copy-operator` : `${NEW.singular}-operator`;
-const [, [, NEW_CONSTANT], [, NEW_PASCAL]] = nameForms(NEW_NAME) as [[string, string], [string, string], [string, string]];
+const NEW_NAMES = nameForms(NEW_NAME);
 /** What hack/lib/go-build.sh caches the Go builds under: the renamed copy is pointed at it, so nothing is built again. */
-const GO_CACHE = process.env[`${PROJECT_CONSTANT}_CACHE`] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), PROJECT);
-/** What a clone leaves out (.gitignore), when the checkout is not a git repository. */
-const NOT_CLONED = new Set(['.git', 'node_modules', 'dist', '.tmp', 'study-results']);
-
-/** The files a clone has: git's tracked and new files not ignored, or without git every file but build output and caches. */
-function cloneFiles(dir = ''): string[] {
-  if (dir === '' && existsSync(join(REPO_ROOT, '.git'))) {
-    return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: REPO_ROOT, encoding: 'utf8' })
-      .split('\0').filter((file) => file !== '' && existsSync(join(REPO_ROOT, file)));
-  }
-  return readdirSync(join(REPO_ROOT, dir)).flatMap((entry) => {
-    const path = dir ? `${dir}/${entry}` : entry;
-    if (NOT_CLONED.has(entry) || entry.endsWith('.log')) return [];
-    return statSync(join(REPO_ROOT, path)).isDirectory() ? cloneFiles(path) : [path];
-  });
+const GO_CACHE = process.env[`${PROJECT_NAMES.constant}_CACHE`] ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), PROJECT);
+/** The files a clone has: git's tracked and new files not ignored, or, outside a git checkout, every file of the project. */
+function cloneFiles(): string[] {
+  if (!existsSync(join(REPO_ROOT, '.git'))) return projectFiles(REPO_ROOT);
+  return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: REPO_ROOT, encoding: 'utf8' })
+    .split('\0').filter((file) => file !== '' && existsSync(join(REPO_ROOT, file)));
 }
 
 /** Runs `command` in the copy; resolves with its output, or fails with it. */
 async function inCopy(copy: string, command: string, args: string[], timeoutMs = 300_000): Promise<string> {
   try {
-    const env = { ...process.env, [`${NEW_CONSTANT}_CACHE`]: GO_CACHE };
+    const env = { ...process.env, [`${NEW_NAMES.constant}_CACHE`]: GO_CACHE };
     const { stdout, stderr } = await run(command, args, { cwd: copy, env, timeout: timeoutMs, maxBuffer: 64 * 2 ** 20 });
     return stdout + stderr;
   } catch (error) {
@@ -115,9 +107,9 @@ describe(`the project copied as a starter: ${NEW.kind} in, ${REMOVED.kind} out, 
     expect(readFileSync(join(copy, 'manifests/base/namespace.yaml'), 'utf8')).to.include(`name: ${NEW_NAME}`);
     expect(readFileSync(join(copy, 'src/runtime/run.ts'), 'utf8')).to.include(`const FIELD_MANAGER = '${NEW_NAME}';`);
     expect(readFileSync(join(copy, `crds/${NEW.plural}.yaml`), 'utf8')).to.include(`name: ${NEW.plural}.${NEW_NAME}.example.com`);
-    expect(readFileSync(join(copy, `alerts/${NEW_NAME}.rules.yaml`), 'utf8')).to.include(`alert: ${NEW_PASCAL}NoLeader`);
+    expect(readFileSync(join(copy, `alerts/${NEW_NAME}.rules.yaml`), 'utf8')).to.include(`alert: ${NEW_NAMES.pascal}NoLeader`);
     // grep -r does not follow the node_modules link; it exits 1 when it finds nothing.
-    const left = spawnSync('grep', ['-rlI', '-e', PROJECT_KEBAB, '-e', PROJECT_CONSTANT, '-e', PROJECT_PASCAL, '.'], { cwd: copy, encoding: 'utf8' });
+    const left = spawnSync('grep', ['-rlI', '-e', PROJECT_NAMES.kebab, '-e', PROJECT_NAMES.constant, '-e', PROJECT_NAMES.pascal, '.'], { cwd: copy, encoding: 'utf8' });
     expect([left.status, left.stdout], `files still naming ${PROJECT}`).to.deep.equal([1, '']);
   });
 
